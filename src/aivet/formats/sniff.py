@@ -1,0 +1,156 @@
+"""Decide a file's format from its content (the name is only a tie-breaker for text)."""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+HEAD_BYTES = 4096  # how much of a file sniffing reads
+
+
+class Format(str, enum.Enum):
+    PICKLE = "pickle"  # raw pickle stream (also joblib, legacy torch, dill/cloudpickle)
+    NUMPY = "numpy"  # .npy
+    ZIP = "zip"  # any zip: torch checkpoints, TorchScript, .keras, .npz are told apart inside
+    TAR = "tar"  # any tar: legacy torch tar checkpoints are told apart inside
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    ZLIB = "zlib"  # raw zlib stream (joblib's compressed format)
+    LZ4 = "lz4"  # lz4 frame (joblib)
+    SEVENZIP = "7z"
+    HDF5 = "hdf5"  # Keras HDF5 (.h5) and other HDF5 files
+    GGUF = "gguf"
+    SAFETENSORS = "safetensors"
+    PROTOBUF = "protobuf"  # ONNX and TensorFlow SavedModel: told apart by structure
+    PYTHON = "python"
+    JSON = "json"
+    JINJA = "jinja"
+    TEXT = "text"
+    BENIGN_BINARY = "benign-binary"  # images, PDFs, fonts: data formats that no model loader executes
+    EMPTY = "empty"
+    UNKNOWN = "unknown"
+
+
+_PICKLE_FIRST_OPCODES = frozenset(b"(.0123FIJKLMNPQRSTUVXabcdeghijklmoprstu}])\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98")
+_BENIGN_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",  # JPEG
+    b"GIF87a",
+    b"GIF89a",
+    b"%PDF-",
+    b"RIFF",  # WAV / WEBP
+    b"wOFF",
+    b"wOF2",
+    b"\x00\x01\x00\x00\x00",  # TrueType
+    b"OggS",
+    b"fLaC",
+    b"ID3",
+)
+_MODEL_EXTENSIONS = frozenset(
+    ".bin .pt .pth .ckpt .pkl .pickle .joblib .h5 .hdf5 .keras .onnx .pb .gguf .ggml .safetensors "
+    ".npy .npz .tar .zip .gz .7z .msgpack .model .dat .mar .nemo .pdparams .sav".split()
+)
+
+
+def extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > name.rfind("/") else ""
+
+
+def is_model_extension(name: str) -> bool:
+    return extension(name) in _MODEL_EXTENSIONS
+
+
+def sniff(head: bytes, name: str, size: int) -> Format:
+    """Return the format of a file from its first bytes (``head``), name and total size."""
+    if size == 0 or not head:
+        return Format.EMPTY
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return Format.ZIP
+    if head.startswith(b"\x93NUMPY"):
+        return Format.NUMPY
+    if head.startswith(b"GGUF"):
+        return Format.GGUF
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return Format.HDF5
+    if head.startswith(b"\x1f\x8b"):
+        return Format.GZIP
+    if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
+        return Format.BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Format.XZ
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return Format.SEVENZIP
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Format.LZ4
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return Format.TAR
+    if _looks_like_safetensors(head, size):
+        return Format.SAFETENSORS
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+        return Format.PICKLE
+    if head[0] == 0x78 and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0:
+        return Format.ZLIB
+    if head.startswith(_BENIGN_MAGIC):
+        return Format.BENIGN_BINARY
+    text = _as_text(head)
+    if text is not None:
+        return _sniff_text(text, name)
+    if _looks_like_old_pickle(head):
+        return Format.PICKLE
+    if _looks_like_protobuf(head):
+        return Format.PROTOBUF
+    return Format.UNKNOWN
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack_from("<Q", head)
+    return head[8:9] == b"{" and 2 <= n <= size - 8
+
+
+def _as_text(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return None
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the head is still text.
+        if exc.start >= len(head) - 4:
+            return head[: exc.start].decode("utf-8")
+        return None
+
+
+def _sniff_text(text: str, name: str) -> Format:
+    lower = name.lower()
+    stripped = text.lstrip()
+    if lower.endswith((".py", ".pyw")) or stripped.startswith("#!") and "python" in stripped.split("\n", 1)[0]:
+        return Format.PYTHON
+    if lower.endswith((".jinja", ".jinja2", ".j2")):
+        return Format.JINJA
+    if stripped[:1] in ("{", "[") and (lower.endswith((".json", ".jsonl")) or lower.endswith("config")):
+        return Format.JSON
+    if stripped[:1] == "{" and '"' in stripped[:64]:
+        return Format.JSON
+    if _looks_like_old_pickle(text.encode("utf-8", "surrogatepass")) and not lower.endswith(
+        (".md", ".txt", ".json", ".yaml", ".yml", ".cfg", ".toml", ".ini", ".csv", ".model", ".vocab")
+    ):
+        return Format.PICKLE
+    return Format.TEXT
+
+
+def _looks_like_old_pickle(head: bytes) -> bool:
+    """Protocol 0/1 pickles have no header: check the first opcodes form a plausible stream."""
+    if not head or head[0] not in _PICKLE_FIRST_OPCODES:
+        return False
+    from aivet.formats import pickle_ops
+
+    return pickle_ops.plausible_stream(head)
+
+
+def _looks_like_protobuf(head: bytes) -> bool:
+    from aivet.formats import protobuf
+
+    return protobuf.plausible_message(head)

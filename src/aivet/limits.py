@@ -1,0 +1,44 @@
+"""Every bound on untrusted input, in one place.
+
+Readers receive a :class:`Limits` and enforce it where they read bytes.
+Exceeding a limit is never a crash: the reader stops and reports a
+``LIMIT-EXCEEDED`` finding naming the limit (the artifact is then PARTIAL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Pickle emulation
+    max_pickle_opcodes: int = 50_000_000
+    max_pickle_stack_depth: int = 100_000
+    max_pickle_bytes: int = 2 * GiB  # a pickle stream larger than this is only partly analysed
+    max_pickle_nesting: int = 8  # pickles inside pickles (bytes that are themselves pickles)
+    max_reported_calls_per_global: int = 20  # after that, calls are counted, not listed
+    # Containers and archives
+    max_archive_depth: int = 6
+    max_archive_members: int = 100_000
+    max_member_bytes: int = 4 * GiB  # largest member we decompress to analyse
+    max_total_uncompressed: int = 16 * GiB  # per top-level archive
+    max_compression_ratio: float = 200.0  # above this a member is treated as a bomb
+    in_memory_member_bytes: int = 64 * MiB  # members up to this are decompressed in memory
+    # Headers and metadata
+    max_header_bytes: int = 100 * MiB  # safetensors JSON header, GGUF metadata, npy header
+    max_metadata_entries: int = 1_000_000  # GGUF key/values and tensor infos
+    max_string_bytes: int = 16 * MiB  # one metadata string (a chat template, a JSON config)
+    max_text_file_bytes: int = 8 * MiB  # Python, JSON, Jinja files read whole
+    max_protobuf_bytes: int = 512 * MiB  # ONNX / SavedModel graphs parsed (weights are skipped)
+    max_protobuf_depth: int = 64
+    # Repository walk
+    max_files: int = 1_000_000
+    max_seconds_per_file: float = 300.0
+
+
+DEFAULT_LIMITS = Limits()
