@@ -17,14 +17,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from aivet.evidence import Evidence, Finding, Location, Severity
-    from aivet.scan import scan
+    from aivet.analyzers import scan
 
 __all__ = ["Evidence", "Finding", "Location", "Severity", "scan", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "scan":
-        from aivet.scan import scan
+        from aivet.analyzers import scan
 
         return scan
     if name in ("Evidence", "Finding", "Location", "Severity"):

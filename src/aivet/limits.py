@@ -33,12 +33,22 @@ class Limits:
     max_header_bytes: int = 100 * MiB  # safetensors JSON header, GGUF metadata, npy header
     max_metadata_entries: int = 1_000_000  # GGUF key/values and tensor infos
     max_string_bytes: int = 16 * MiB  # one metadata string (a chat template, a JSON config)
+    max_metadata_depth: int = 16  # nested GGUF arrays (llama.cpp itself reads none)
+    max_template_bytes: int = 512 * KiB  # a chat template parsed (real ones are < 50 KiB; parsing is slow)
     max_text_file_bytes: int = 8 * MiB  # Python, JSON, Jinja files read whole
     max_protobuf_bytes: int = 512 * MiB  # ONNX / SavedModel graphs parsed (weights are skipped)
     max_protobuf_depth: int = 64
+    # Repository text: remote code, configs, secrets
+    max_json_bytes: int = 64 * MiB  # JSON parsed whole (tokenizer.json of large-vocabulary models is ~35 MiB)
+    max_decoded_bytes: int = 1 * MiB  # a payload decoded from base64/hex/zlib in Python source
+    max_decode_depth: int = 4  # decoded code that itself decodes code, analysed this many levels deep
+    max_findings_per_file: int = 200  # after that, one finding says how many more were dropped
     # Repository walk
     max_files: int = 1_000_000
     max_seconds_per_file: float = 300.0
+    # Ledger exports (untrusted files handed in for audit or import)
+    max_ledger_line_bytes: int = 128 * MiB  # one entry of an export, body included
+    max_ledger_problems: int = 100  # verify lists this many problems, then counts the rest
 
 
 DEFAULT_LIMITS = Limits()

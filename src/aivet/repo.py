@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from aivet.errors import OfflineError, UsageError
+from aivet.errors import EnvironmentFailure, OfflineError, UsageError
 from aivet.evidence import Subject
 
 _HF_REF = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.\-]*(?:/[\w.\-]+)?)(?:@(?P<rev>[\w.\-/]+))?$")
@@ -28,21 +28,66 @@ class Target:
 
 
 def resolve(spec: str | os.PathLike[str]) -> list[Target]:
-    """Resolve a path or ``hf://org/name[@revision]`` into scan targets."""
-    text = os.fspath(spec)
+    """Resolve a path or ``hf://org/name[@revision]`` into scan targets.
+
+    A directory that is a Hugging Face hub cache (``HF_HUB_CACHE``, or
+    ``HF_HOME`` holding ``hub/``) yields one target per snapshot of every
+    repository in it; a single ``models--org--name`` directory one per
+    snapshot; any other directory or file one target. Raises
+    :class:`~aivet.errors.UsageError` for a path that does not exist and
+    :class:`~aivet.errors.OfflineError` when an ``hf://`` reference is neither
+    cached nor downloadable.
+    """
+    raw = os.fspath(spec)
+    text = raw if isinstance(raw, str) else os.fsdecode(raw)
+    shown = display(text)
     if text.startswith("hf://"):
         return [_resolve_hf_ref(text)]
     path = Path(text).expanduser()
     if not path.exists() and not path.is_symlink():
-        raise UsageError(f"{text}: no such file or directory")
+        raise UsageError(f"{shown}: no such file or directory")
     if path.is_dir():
         if _is_repo_cache(path):
             return _cache_repo_targets(path)
-        repos = sorted(p for p in path.iterdir() if p.is_dir() and _is_repo_cache(p))
+        repos = _cache_repos(path)
+        if not repos and (path / "hub").is_dir() and _only(path, _HF_HOME_ENTRIES):
+            repos = _cache_repos(path / "hub")  # HF_HOME: the hub cache is its hub/ folder
         if repos:
             return [t for repo in repos for t in _cache_repo_targets(repo)]
-        return [Target(Subject(id=text, kind="directory", location=str(path)), path, path)]
-    return [Target(Subject(id=text, kind="file", location=str(path)), path, path.parent)]
+        return [Target(Subject(id=shown, kind="directory", location=display(str(path))), path, path)]
+    return [Target(Subject(id=shown, kind="file", location=display(str(path))), path, path.parent)]
+
+
+def display(text: str) -> str:
+    """A printable, UTF-8-safe form of a path that may hold undecodable bytes (``\\xff``)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# What a hub cache or HF_HOME holds besides repositories. A directory with anything else in it is
+# scanned as a plain directory: a model repository must not be able to hide its files from the
+# scan by shipping a folder that looks like a cache entry.
+_CACHE_ENTRIES = frozenset({".locks", "version.txt", "CACHEDIR.TAG", "version_diffusers_cache.txt"})
+_HF_HOME_ENTRIES = frozenset({"hub", "token", "stored_tokens", "xet", "datasets", "modules", "assets",
+                              "accelerate", ".locks", "version.txt", "CACHEDIR.TAG"})
+
+
+def _only(path: Path, allowed: frozenset[str]) -> bool:
+    try:
+        return all(entry.name in allowed for entry in path.iterdir())
+    except OSError:
+        return False
+
+
+def _cache_repos(path: Path) -> list[Path]:
+    """The repositories of a hub cache directory, or ``[]`` if ``path`` is not purely a hub cache."""
+    try:
+        entries = list(path.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{display(str(path))}: cannot list directory: {exc.strerror or exc}") from exc
+    repos = sorted(p for p in entries if p.is_dir() and _is_repo_cache(p))
+    if not repos or any(p not in repos and p.name not in _CACHE_ENTRIES for p in entries):
+        return []
+    return repos
 
 
 def _is_repo_cache(path: Path) -> bool:
@@ -64,11 +109,12 @@ def _cache_repo_targets(cache_dir: Path) -> list[Target]:
         if not snap.is_dir():
             continue
         names = refs.get(snap.name)
-        label = f"{repo_id}@{snap.name[:12]}" + (f" ({', '.join(names)})" if names else "")
-        subject = Subject(id=label, kind="hf-cache", location=str(snap), repo_id=repo_id, revision=snap.name)
+        label = display(f"{repo_id}@{snap.name[:12]}" + (f" ({', '.join(names)})" if names else ""))
+        subject = Subject(id=label, kind="hf-cache", location=display(str(snap)), repo_id=display(repo_id),
+                          revision=display(snap.name))
         targets.append(Target(subject, snap, cache_dir))
     if not targets:
-        raise UsageError(f"{cache_dir}: a hub cache entry with no snapshots")
+        raise UsageError(f"{display(str(cache_dir))}: a hub cache entry with no snapshots")
     return targets
 
 
@@ -86,27 +132,55 @@ def _read_refs(cache_dir: Path) -> dict[str, list[str]]:
     return by_commit
 
 
+def _hub_cache_dir() -> str | None:
+    # Read at call time: huggingface_hub reads these once, at import, which is too early for
+    # a process that sets them later (tests, or a wrapper that points at another cache).
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return os.environ[name]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _resolve_hf_ref(text: str) -> Target:
     m = _HF_REF.match(text)
     if not m:
-        raise UsageError(f"{text}: expected hf://ORG/NAME or hf://ORG/NAME@REVISION")
+        raise UsageError(f"{display(text)}: expected hf://ORG/NAME or hf://ORG/NAME@REVISION")
     repo_id, revision = m.group("repo"), m.group("rev")
     try:
+        from huggingface_hub import errors as hf_errors
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError as exc:  # pragma: no cover - a default dependency
-        raise UsageError("hf:// references need huggingface_hub: pip install huggingface_hub") from exc
+        raise EnvironmentFailure("hf:// references need huggingface_hub: pip install huggingface_hub") from exc
+    offline = _hub_offline()
     try:
-        snap = Path(snapshot_download(repo_id=repo_id, revision=revision))
-    except LocalEntryNotFoundError as exc:
+        snap = Path(snapshot_download(repo_id=repo_id, revision=revision, cache_dir=_hub_cache_dir(),
+                                      local_files_only=offline))
+    except hf_errors.LocalEntryNotFoundError as exc:
+        why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached"
         raise OfflineError(
-            f"{text}: not in the local Hugging Face cache and the hub cannot be reached "
-            "(offline, or HF_HUB_OFFLINE=1). Download it on a connected machine, or point "
-            "HF_HUB_CACHE at a cache that holds it."
+            f"{display(text)}: not in the local Hugging Face cache and {why}. Download it on a connected "
+            "machine (`hf download ORG/NAME`), or point HF_HUB_CACHE at a cache that holds it."
         ) from exc
-    except Exception as exc:  # huggingface_hub raises many types: auth, not found, HTTP
-        raise OfflineError(f"{text}: cannot download from the hub: {type(exc).__name__}: {exc}") from exc
+    except hf_errors.HFValidationError as exc:
+        raise UsageError(f"{display(text)}: not a valid Hugging Face repository id or revision: {exc}") from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise UsageError(f"{display(text)}: the hub has no revision {revision!r} of {repo_id}") from exc
+    except hf_errors.GatedRepoError as exc:
+        raise EnvironmentFailure(f"{display(text)}: a gated repository; log in (HF_TOKEN) with access to it") from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise UsageError(f"{display(text)}: no such repository on the hub (or it is private; set HF_TOKEN)") from exc
+    except OSError as exc:
+        raise OfflineError(f"{display(text)}: cannot download from the hub: {exc}") from exc
+    except Exception as exc:  # huggingface_hub raises many types: auth, HTTP, validation
+        raise EnvironmentFailure(f"{display(text)}: cannot download from the hub: {type(exc).__name__}: {exc}") from exc
     commit = snap.name
-    subject = Subject(id=f"{repo_id}@{commit[:12]}", kind="hf-repo", location=text, repo_id=repo_id, revision=commit)
+    subject = Subject(id=f"{repo_id}@{commit[:12]}", kind="hf-repo", location=display(text), repo_id=repo_id,
+                      revision=commit)
     allowed = snap.parent.parent if snap.parent.name == "snapshots" else snap
     return Target(subject, snap, allowed)

@@ -131,19 +131,20 @@ ENGINE_RULES = (PARSE_ERROR, LIMIT_EXCEEDED, UNKNOWN_FORMAT, UNSUPPORTED, SYMLIN
 
 # Modules that declare ``RULES``. Listed explicitly so the catalogue is complete and ordered.
 RULE_MODULES = (
-    "aivet.scan.pickle",
-    "aivet.scan.archive",
-    "aivet.scan.torch",
-    "aivet.scan.numpy",
-    "aivet.scan.keras",
-    "aivet.scan.savedmodel",
-    "aivet.scan.onnx",
-    "aivet.scan.gguf",
-    "aivet.scan.safetensors",
-    "aivet.scan.pycode",
-    "aivet.scan.config",
-    "aivet.scan.template",
-    "aivet.scan.secrets",
+    "aivet.analyzers.pickle",
+    "aivet.analyzers.archive",
+    "aivet.analyzers.torch",
+    "aivet.analyzers.numpy",
+    "aivet.analyzers.keras",
+    "aivet.analyzers.savedmodel",
+    "aivet.analyzers.onnx",
+    "aivet.analyzers.gguf",
+    "aivet.analyzers.safetensors",
+    "aivet.analyzers.pycode",
+    "aivet.analyzers.config",
+    "aivet.analyzers.template",
+    "aivet.analyzers.secrets",
+    "aivet.provenance.verify",
 )
 
 

@@ -84,6 +84,10 @@ def sniff(head: bytes, name: str, size: int) -> Format:
         return Format.SEVENZIP
     if head.startswith(b"\x04\x22\x4d\x18"):
         return Format.LZ4
+    if head.startswith(b"\x5d\x00\x00"):  # lzma-alone (joblib compress="lzma"); not a pickle start
+        return Format.XZ
+    if head.startswith(b"ZF0x"):  # joblib's legacy zlib container
+        return Format.ZLIB
     if len(head) > 262 and head[257:262] == b"ustar":
         return Format.TAR
     if _looks_like_safetensors(head, size):
@@ -94,9 +98,17 @@ def sniff(head: bytes, name: str, size: int) -> Format:
         return Format.ZLIB
     if head.startswith(_BENIGN_MAGIC):
         return Format.BENIGN_BINARY
+    # Protobuf before text: a small graph with no NUL byte decodes as UTF-8 and would
+    # otherwise escape analysis as "text".
+    if (extension(name) in (".pb", ".onnx") or any(b < 9 or 13 < b < 32 for b in head[:64])) and _looks_like_protobuf(
+        head
+    ):
+        return Format.PROTOBUF
     text = _as_text(head)
     if text is not None:
         return _sniff_text(text, name)
+    if name.lower().endswith((".py", ".pyw")) and b"\x00" not in head:
+        return Format.PYTHON  # a coding cookie (latin-1 ...) still imports and runs
     if _looks_like_old_pickle(head):
         return Format.PICKLE
     if _looks_like_protobuf(head):
@@ -108,7 +120,9 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
     if len(head) < 9:
         return False
     (n,) = struct.unpack_from("<Q", head)
-    return head[8:9] == b"{" and 2 <= n <= size - 8
+    # A header length past the end of the file is still safetensors (a hostile or truncated
+    # one): the analyzer reports it precisely. Text never has two NUL high bytes.
+    return head[8:9] == b"{" and 2 <= n < 2**48
 
 
 def _as_text(head: bytes) -> str | None:

@@ -14,8 +14,8 @@ from aivet import rules
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.sniff import HEAD_BYTES, Format, extension, is_model_extension, sniff
-from aivet.scan.context import Context
-from aivet.scan.source import Source
+from aivet.analyzers.context import Context
+from aivet.analyzers.source import Source
 
 
 @dataclass(frozen=True)
@@ -34,27 +34,27 @@ class Analyzer(Protocol):
 # Format -> (module, function). Explicit and exhaustive (a test checks every Format is here);
 # modules are imported on first use so that start-up stays quick.
 ANALYZERS: dict[Format, tuple[str, str]] = {
-    Format.PICKLE: ("aivet.scan.pickle", "analyze"),
-    Format.NUMPY: ("aivet.scan.numpy", "analyze"),
-    Format.ZIP: ("aivet.scan.archive", "analyze_zip"),
-    Format.TAR: ("aivet.scan.archive", "analyze_tar"),
-    Format.GZIP: ("aivet.scan.archive", "analyze_compressed"),
-    Format.BZIP2: ("aivet.scan.archive", "analyze_compressed"),
-    Format.XZ: ("aivet.scan.archive", "analyze_compressed"),
-    Format.ZLIB: ("aivet.scan.archive", "analyze_compressed"),
-    Format.LZ4: ("aivet.scan.archive", "analyze_compressed"),
-    Format.SEVENZIP: ("aivet.scan.archive", "analyze_7z"),
-    Format.HDF5: ("aivet.scan.keras", "analyze_hdf5"),
-    Format.GGUF: ("aivet.scan.gguf", "analyze"),
-    Format.SAFETENSORS: ("aivet.scan.safetensors", "analyze"),
-    Format.PROTOBUF: ("aivet.scan.protobuf", "analyze"),
-    Format.PYTHON: ("aivet.scan.pycode", "analyze"),
-    Format.JSON: ("aivet.scan.config", "analyze"),
-    Format.JINJA: ("aivet.scan.template", "analyze_file"),
-    Format.TEXT: ("aivet.scan.secrets", "analyze_text"),
-    Format.BENIGN_BINARY: ("aivet.scan.engine", "analyze_benign"),
-    Format.EMPTY: ("aivet.scan.engine", "analyze_empty"),
-    Format.UNKNOWN: ("aivet.scan.engine", "analyze_unknown"),
+    Format.PICKLE: ("aivet.analyzers.pickle", "analyze"),
+    Format.NUMPY: ("aivet.analyzers.numpy", "analyze"),
+    Format.ZIP: ("aivet.analyzers.archive", "analyze_zip"),
+    Format.TAR: ("aivet.analyzers.archive", "analyze_tar"),
+    Format.GZIP: ("aivet.analyzers.archive", "analyze_compressed"),
+    Format.BZIP2: ("aivet.analyzers.archive", "analyze_compressed"),
+    Format.XZ: ("aivet.analyzers.archive", "analyze_compressed"),
+    Format.ZLIB: ("aivet.analyzers.archive", "analyze_compressed"),
+    Format.LZ4: ("aivet.analyzers.archive", "analyze_compressed"),
+    Format.SEVENZIP: ("aivet.analyzers.archive", "analyze_7z"),
+    Format.HDF5: ("aivet.analyzers.keras", "analyze_hdf5"),
+    Format.GGUF: ("aivet.analyzers.gguf", "analyze"),
+    Format.SAFETENSORS: ("aivet.analyzers.safetensors", "analyze"),
+    Format.PROTOBUF: ("aivet.analyzers.protobuf", "analyze"),
+    Format.PYTHON: ("aivet.analyzers.pycode", "analyze"),
+    Format.JSON: ("aivet.analyzers.config", "analyze"),
+    Format.JINJA: ("aivet.analyzers.template", "analyze_file"),
+    Format.TEXT: ("aivet.analyzers.secrets", "analyze_text"),
+    Format.BENIGN_BINARY: ("aivet.analyzers.engine", "analyze_benign"),
+    Format.EMPTY: ("aivet.analyzers.engine", "analyze_empty"),
+    Format.UNKNOWN: ("aivet.analyzers.engine", "analyze_unknown"),
 }
 
 # Names that promise a data-only format: executable content behind them is an evasion.
@@ -189,23 +189,23 @@ def iter_files(top: Path, allowed_root: Path, ctx: Context) -> Iterator[tuple[Pa
                     continue
                 if target.is_dir():
                     continue  # the directory is scanned under its real name
-                yield target, display
+                file_path = target
             else:
                 try:
                     mode = entry.stat(follow_symlinks=False).st_mode
                 except OSError:
                     continue
-                if stat.S_ISREG(mode):
-                    yield path, display
-                else:
+                if not stat.S_ISREG(mode):
                     ctx.record(Source(display, 0, _no_open), "special-file", ArtifactStatus.SKIPPED,
                                "not a regular file")
                     continue
+                file_path = path
             count += 1
             if count > ctx.limits.max_files:
-                ctx.add(rules.LIMIT_EXCEEDED.finding(".", f"more than {ctx.limits.max_files} files; the rest were not scanned",
-                                                     limit="max_files"))
+                ctx.add(rules.LIMIT_EXCEEDED.finding(
+                    ".", f"more than {ctx.limits.max_files} files; the rest were not scanned", limit="max_files"))
                 return
+            yield file_path, display
 
 
 def _no_open() -> object:

@@ -1,4 +1,7 @@
-"""Scanning: analyzers that turn model files into findings, and the :func:`scan` entry point."""
+"""Analyzers that turn model files into findings, and :func:`scan`, the entry point.
+
+(The package is not called ``scan``: that name belongs to the function ``aivet.scan``.)
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from dataclasses import replace
 from aivet.evidence import Evidence
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.repo import Target, resolve
-from aivet.scan.context import Context, ScanOptions
-from aivet.scan.engine import iter_files, scan_files
+from aivet.analyzers.context import Context, ScanOptions
+from aivet.analyzers.engine import iter_files, scan_files
 
 __all__ = ["scan", "scan_targets", "ScanOptions"]
 
@@ -72,3 +75,4 @@ def scan_targets(
             findings=evidence.findings + tuple(ctx.findings),
         )
     return evidence
+

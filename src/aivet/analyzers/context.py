@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aivet.evidence import Artifact, ArtifactStatus, Finding, Location
 from aivet.limits import DEFAULT_LIMITS, Limits
-from aivet.scan.source import Source
+from aivet.analyzers.source import Source
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Context:
 
     def analyze(self, source: Source, *, hint: str | None = None) -> ArtifactStatus:
         """Sniff and analyse ``source`` (a file or nested member). Never raises for bad input."""
-        from aivet.scan.engine import analyze_source
+        from aivet.analyzers.engine import analyze_source
 
         return analyze_source(source, self, hint=hint)
 

@@ -1,0 +1,153 @@
+"""Scanner benchmark: aivet against picklescan, modelscan, fickling and ModelAudit.
+
+Builds three inputs under bench/.data (not committed) and times every tool as a whole
+process in the same run (wall time and peak RSS from wait4), so start-up counts:
+
+  1. a ~2 GB PyTorch zip checkpoint (torch.save of a state_dict)
+  2. a ~15 MB pickle of many small objects
+  3. a ~10 GB directory of safetensors shards (sparse files: only headers are real)
+
+Usage:  .venv/bin/python bench/bench_scan.py [--repeat N] [--only NAME] [--markdown FILE]
+Peers are looked up on PATH and in .venv/bin; a missing peer is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+BIN = Path(sys.executable).parent
+
+
+def build_checkpoint(path: Path, total_bytes: int = 2 * 1024**3) -> None:
+    import torch  # only to make the input
+
+    per = 256 * 1024**2
+    state = {f"layer{i}.weight": torch.zeros(per // 4, dtype=torch.float32) for i in range(total_bytes // per)}
+    torch.save(state, path)
+
+
+def build_many_objects(path: Path) -> None:
+    data = [{"id": i, "name": f"item{i}", "vals": [i, i + 1.5], "tag": None} for i in range(300_000)]
+    path.write_bytes(pickle.dumps(data, protocol=4))
+
+
+def build_safetensors_dir(path: Path, shards: int = 20, shard_bytes: int = 512 * 1024**2) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        tensors = {}
+        per = shard_bytes // 8
+        for t in range(8):
+            tensors[f"model.layers.{s}.w{t}"] = {"dtype": "F16", "shape": [per // 2], "data_offsets": [t * per, (t + 1) * per]}
+        header = json.dumps(tensors, separators=(",", ":")).encode()
+        header += b" " * (-len(header) % 8)
+        f = path / f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        with open(f, "wb") as fh:
+            fh.write(struct.pack("<Q", len(header)) + header)
+            fh.truncate(8 + len(header) + shard_bytes)  # sparse: no disk blocks for the zeros
+
+
+INPUTS = {
+    "checkpoint-2GB.pt": build_checkpoint,
+    "many-objects-15MB.pkl": build_many_objects,
+    "safetensors-10GB": build_safetensors_dir,
+}
+
+
+def tool(name: str) -> str | None:
+    local = BIN / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
+
+
+def commands(target: Path) -> dict[str, list[str] | None]:
+    def cmd(exe: str, *args: str) -> list[str] | None:
+        found = tool(exe)
+        return [found, *args] if found else None
+
+    is_pickle = target.suffix == ".pkl"
+    return {
+        "aivet": cmd("aivet", "scan", "--no-progress", "--format", "json", "--output", os.devnull, str(target)),
+        "picklescan": cmd("picklescan", "-p", str(target)),
+        "modelscan": cmd("modelscan", "-p", str(target)),
+        "fickling": cmd("fickling", "--check-safety", str(target)) if is_pickle else None,
+        "modelaudit": cmd("modelaudit", "scan", str(target)),
+    }
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mib: float
+    code: int
+
+
+def measure(argv: list[str], timeout: float = 900) -> Run:
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            return Run(float("inf"), usage.ru_maxrss / 1024, -9)
+        time.sleep(0.005)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per tool and input (best is kept)")
+    ap.add_argument("--only", action="append", help="input name(s) to run")
+    ap.add_argument("--skip", action="append", default=[], help="tools to skip")
+    ap.add_argument("--markdown", type=Path, help="append a markdown table to this file")
+    args = ap.parse_args()
+    DATA.mkdir(exist_ok=True)
+    lines = [f"| input | tool | best wall s | peak RSS MiB | exit | vs aivet (time) |", "|---|---|---:|---:|---:|---:|"]
+    for name, build in INPUTS.items():
+        if args.only and name not in args.only:
+            continue
+        target = DATA / name
+        if not target.exists():
+            print(f"building {name} ...", file=sys.stderr)
+            build(target)
+        results: dict[str, Run] = {}
+        for tool_name, argv in commands(target).items():
+            if tool_name in args.skip:
+                continue
+            if argv is None:
+                print(f"{name}: {tool_name} not available", file=sys.stderr)
+                continue
+            runs = [measure(argv) for _ in range(args.repeat if tool_name == "aivet" or name != "many-objects-15MB.pkl" else 1)]
+            best = min(runs, key=lambda r: r.seconds)
+            results[tool_name] = best
+            print(f"{name:24} {tool_name:11} {best.seconds:8.3f} s {best.peak_mib:8.1f} MiB exit={best.code}", file=sys.stderr)
+        base = results.get("aivet")
+        for tool_name, run in results.items():
+            ratio = f"{run.seconds / base.seconds:.1f}x" if base and tool_name != "aivet" else ""
+            lines.append(f"| {name} | {tool_name} | {run.seconds:.3f} | {run.peak_mib:.0f} | {run.code} | {ratio} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "a") as fh:
+            fh.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

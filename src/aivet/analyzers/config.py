@@ -1,0 +1,310 @@
+"""JSON in model repositories: ``config.json``, tokenizer and processor configs, anything ``.json``.
+
+Configs decide what code a loader runs. ``auto_map`` names the Python classes
+``trust_remote_code=True`` imports, and may point into *another* repository
+(``"org/repo--modeling_x.Model"``) whose code nobody reviewed with this one.
+``custom_pipelines`` does the same for ``pipeline()``. Tokenizer configs carry
+the Jinja ``chat_template`` that renders every prompt (handed to
+:mod:`aivet.analyzers.template`). The parse is strict and bounded: duplicate keys
+are reported because parsers disagree about which value wins (a scanner may
+see one ``auto_map`` and the loader another).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError
+from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.secrets import read_text, scan_text
+from aivet.analyzers.source import Source
+
+_ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS)
+
+REMOTE_CODE = Rule(
+    "CONFIG-REMOTE-CODE", "Model needs trust_remote_code",
+    "auto_map or custom_pipelines name Python modules shipped in the repository; loading the model runs "
+    "them (transformers asks for trust_remote_code=True). The modules are analysed separately; this "
+    "finding records that the model executes repository code at all.",
+    Severity.LOW, _ATLAS, ("CWE-829",))
+REMOTE_CODE_EXTERNAL = Rule(
+    "CONFIG-REMOTE-CODE-EXTERNAL", "Remote code from another repository",
+    "An auto_map or custom_pipelines entry of the form 'org/repo--module.Class' makes transformers "
+    "download and execute code from a different repository, which a review of this one does not cover "
+    "and which can change at any time.",
+    Severity.HIGH, _ATLAS, ("CWE-829", "CWE-494"))
+AUTO_MAP_MISSING = Rule(
+    "CONFIG-AUTO-MAP-MISSING", "auto_map names a module that is not in the repository",
+    "The config points at a Python module the repository does not contain. Loading fails, or picks up "
+    "a module of that name from somewhere else (another revision, the module path).",
+    Severity.MEDIUM, _ATLAS, ("CWE-829",))
+AUTO_MAP_INVALID = Rule(
+    "CONFIG-AUTO-MAP-INVALID", "Malformed auto_map reference",
+    "An auto_map or custom_pipelines reference is not 'module.Class' or 'org/repo--module.Class' "
+    "(path separators, '..', odd characters): an attempt to steer the module loader.",
+    Severity.MEDIUM, _ATLAS + (ATLAS_EVADE,), ("CWE-22",))
+DUPLICATE_KEY = Rule(
+    "CONFIG-DUPLICATE-KEY", "Duplicate key in JSON",
+    "The same key appears twice in one object. Python keeps the last value, other parsers the first: "
+    "a scanner and a loader can disagree about the content (parser differential).",
+    Severity.MEDIUM, (ATLAS_EVADE,), ("CWE-436",))
+TRUST_REMOTE_CODE = Rule(
+    "CONFIG-TRUST-REMOTE-CODE", "Config enables trust_remote_code",
+    "A configuration value sets trust_remote_code to true (for example in model_kwargs of a "
+    "sentence-transformers config), so tools that honour it run repository code without asking.",
+    Severity.MEDIUM, _ATLAS, ("CWE-829",))
+EXTERNAL_REFERENCE = Rule(
+    "CONFIG-EXTERNAL-REFERENCE", "Config refers to another model",
+    "_name_or_path, base_model or base_model_name_or_path names another repository or a path on the "
+    "publisher's machine. Recorded for lineage; a URL or absolute path is low.",
+    Severity.INFO, (ATLAS_SUPPLY_CHAIN_MODEL,), ())
+QUANT_METHOD = Rule(
+    "CONFIG-QUANT-METHOD", "Unusual quantization method",
+    "quantization_config names a quant_method that transformers does not ship; loading it needs custom "
+    "code or a third-party package.",
+    Severity.LOW, (ATLAS_SUPPLY_CHAIN_MODEL,), ("CWE-829",))
+INVALID_TEMPLATE = Rule(
+    "CONFIG-CHAT-TEMPLATE-INVALID", "chat_template has an unexpected shape",
+    "chat_template must be a string or a list of {name, template} objects; anything else is rejected "
+    "by some loaders and rendered by others.",
+    Severity.LOW, (ATLAS_EVADE,), ("CWE-20",))
+
+RULES = (REMOTE_CODE, REMOTE_CODE_EXTERNAL, AUTO_MAP_MISSING, AUTO_MAP_INVALID, DUPLICATE_KEY, TRUST_REMOTE_CODE,
+         EXTERNAL_REFERENCE, QUANT_METHOD, INVALID_TEMPLATE)
+
+# transformers' built-in quantizers (facts from its AutoQuantizationConfig mapping).
+KNOWN_QUANT_METHODS = frozenset({
+    "bitsandbytes", "bitsandbytes_4bit", "bitsandbytes_8bit", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq",
+    "compressed-tensors", "compressed_tensors", "fbgemm_fp8", "torchao", "bitnet", "vptq", "spqr", "fp8",
+    "higgs", "quark", "auto-round", "auto_round", "mxfp4", "fp_quant", "optimum_quanto", "exl2", "exllama",
+    "marlin", "gptq_marlin", "awq_marlin", "modelopt", "nvfp4", "gguf", "squeezellm", "deepspeedfp", "experts_int8",
+    "mlx", "tpu_int8", "qqq", "ipex", "moe_wna16", "petit_nvfp4", "quantized"})
+_TOKENIZER_NAMES = ("tokenizer_config.json", "chat_template.json", "processor_config.json",
+                    "preprocessor_config.json", "special_tokens_map.json")
+_MODULE_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,95})?$")
+_WALK_LIMIT = 200_000  # values visited looking for trust_remote_code (tokenizer.json holds millions)
+_SECURITY_KEYS = frozenset({"auto_map", "chat_template", "custom_pipelines", "trust_remote_code", "quant_method",
+                            "tokenizer_class", "_name_or_path"})
+
+
+class _Duplicates:
+    """object_pairs_hook that builds dicts and remembers keys seen twice in one object."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.count = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                self.count += 1
+                if len(self.keys) < 20 and key not in self.keys:
+                    self.keys.append(key)
+            out[key] = value
+        return out
+
+
+def parse_json(text: str) -> tuple[Any, _Duplicates]:
+    """Parse JSON as Python loaders do, counting duplicate keys. Raises ValueError or RecursionError.
+
+    NaN and Infinity are accepted because transformers accepts them: rejecting
+    them would report a difference no loader sees.
+    """
+    dups = _Duplicates()
+    return json.loads(text, object_pairs_hook=dups), dups
+
+
+def analyze(source: Source, ctx: Context) -> Outcome:
+    """Analyzer for JSON files: configs, tokenizer configs (chat templates), any other JSON."""
+    limit = ctx.limits.max_json_bytes
+    text, truncated = read_text(source, limit)
+    scan_text(text, ctx.location(source), ctx)  # raw text: fast, and gives line numbers
+    name = posixpath.basename(source.name).lower()
+    if truncated:
+        ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, offset=limit),
+                                       f"JSON file larger than {limit} bytes; only searched for secrets",
+                                       limit="max_json_bytes"))
+        return Outcome("json", ArtifactStatus.PARTIAL, "too large to parse")
+    if name.endswith(".jsonl"):
+        return _analyze_lines(text, source, ctx)
+    try:
+        data, dups = parse_json(text)
+    except RecursionError:
+        ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source), "JSON nested too deeply to parse",
+                                       limit="python-recursion"))
+        return Outcome("json", ArtifactStatus.PARTIAL, "nested too deeply")
+    except ValueError as exc:
+        if name.endswith(".json"):
+            raise FormatError(f"not valid JSON: {exc}",
+                              getattr(exc, "pos", None) if isinstance(exc, json.JSONDecodeError) else None) from None
+        return Outcome("text", ArtifactStatus.ANALYZED, "not JSON; searched for secrets")
+    if dups.count:
+        security = [k for k in dups.keys if k in _SECURITY_KEYS]
+        ctx.add(DUPLICATE_KEY.finding(
+            ctx.location(source), f"{dups.count} duplicate key(s): {', '.join(dups.keys[:5])}",
+            severity=Severity.HIGH if security else None, keys=dups.keys, count=dups.count))
+    fmt = "hf-config" if name == "config.json" else "tokenizer-config" if name in _TOKENIZER_NAMES else "json"
+    if isinstance(data, dict):
+        _check_config(data, source, ctx)
+    if name != "tokenizer.json":  # its millions of vocabulary entries hold no settings
+        _trust_flags(data, source, ctx)
+    return Outcome(fmt)
+
+
+def _analyze_lines(text: str, source: Source, ctx: Context) -> Outcome:
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            parse_json(line)
+        except RecursionError:
+            ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, line=n), "JSON nested too deeply to parse",
+                                           limit="python-recursion"))
+            return Outcome("jsonl", ArtifactStatus.PARTIAL, "nested too deeply")
+        except ValueError as exc:
+            raise FormatError(f"line {n} is not valid JSON: {exc}") from None
+    return Outcome("jsonl")
+
+
+def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> None:
+    auto_map = data.get("auto_map")
+    refs: list[tuple[str, str]] = []  # (pointer, reference)
+    if isinstance(auto_map, dict):
+        for key, value in auto_map.items():
+            values = value if isinstance(value, list) else [value]
+            for i, v in enumerate(values[:16]):
+                if isinstance(v, str):
+                    refs.append((f"/auto_map/{_esc(key)}" + (f"/{i}" if isinstance(value, list) else ""), v))
+    elif auto_map is not None:
+        ctx.add(AUTO_MAP_INVALID.finding(ctx.location(source, pointer="/auto_map"),
+                                         f"auto_map is a {type(auto_map).__name__}, not an object"))
+    pipelines = data.get("custom_pipelines")
+    if isinstance(pipelines, dict):
+        for task, spec in list(pipelines.items())[:64]:
+            if isinstance(spec, dict):
+                for key in ("impl", "pt", "tf"):
+                    impls = spec.get(key)
+                    for i, impl in enumerate(impls if isinstance(impls, list) else [impls]):
+                        if isinstance(impl, str):
+                            refs.append((f"/custom_pipelines/{_esc(task)}/{key}"
+                                         + (f"/{i}" if isinstance(impls, list) else ""), impl))
+    if refs:
+        _check_refs(refs, source, ctx)
+    _check_references(data, source, ctx)
+    quant = data.get("quantization_config")
+    if isinstance(quant, dict):
+        method = quant.get("quant_method")
+        if isinstance(method, str) and method.lower() not in KNOWN_QUANT_METHODS:
+            ctx.add(QUANT_METHOD.finding(ctx.location(source, pointer="/quantization_config/quant_method"),
+                                         f"quant_method {method[:80]!r} is not one transformers ships",
+                                         quant_method=method[:80]))
+    if "chat_template" in data:
+        _chat_templates(data["chat_template"], source, ctx)
+
+
+def _check_refs(refs: list[tuple[str, str]], source: Source, ctx: Context) -> None:
+    directory = posixpath.dirname(source.name)
+    in_archive = "!" in source.path
+    local_modules: list[str] = []
+    for pointer, ref in refs:
+        where = ctx.location(source, pointer=pointer)
+        repo, sep, rest = ref.partition("--")
+        if sep:
+            if not _REPO_ID.match(repo) or not _MODULE_REF.match(rest):
+                ctx.add(AUTO_MAP_INVALID.finding(where, f"malformed reference {ref[:120]!r}", reference=ref[:200]))
+            ctx.add(REMOTE_CODE_EXTERNAL.finding(
+                where, f"loads code from another repository: {repo[:100]} ({rest[:100]})",
+                repo=repo[:200], reference=ref[:200]))
+            continue
+        if not _MODULE_REF.match(ref):
+            ctx.add(AUTO_MAP_INVALID.finding(where, f"malformed reference {ref[:120]!r}", reference=ref[:200]))
+            continue
+        module = ref.rsplit(".", 1)[0]
+        local_modules.append(module)
+        module_file = posixpath.join(directory, module.replace(".", "/") + ".py")
+        if not in_archive and ctx.repo_files and module_file not in ctx.repo_files:
+            ctx.add(AUTO_MAP_MISSING.finding(where, f"{ref} needs {module_file}, which the repository does not contain",
+                                             module=module, expected_file=module_file))
+    if local_modules:
+        modules = sorted(set(local_modules))
+        ctx.add(REMOTE_CODE.finding(ctx.location(source, pointer="/" + refs[0][0].split("/")[1]),
+                                    f"loading runs repository code: {', '.join(modules[:8])}", modules=modules[:32]))
+
+
+def _check_references(data: dict[str, Any], source: Source, ctx: Context) -> None:
+    for key in ("_name_or_path", "base_model", "base_model_name_or_path"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        odd = value.startswith(("/", "~", "http://", "https://", "file:")) or ".." in value or re.match(
+            r"^[A-Za-z]:[\\/]", value) is not None
+        ctx.add(EXTERNAL_REFERENCE.finding(
+            ctx.location(source, pointer=f"/{key}"), f"{key} is {value[:120]!r}",
+            severity=Severity.LOW if odd else None, key=key, value=value[:200]))
+
+
+def _chat_templates(value: Any, source: Source, ctx: Context) -> None:
+    templates: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        templates.append(("/chat_template", value))
+    elif isinstance(value, list):
+        for i, item in enumerate(value[:256]):
+            if isinstance(item, dict) and isinstance(item.get("template"), str):
+                templates.append((f"/chat_template/{i}/template", item["template"]))
+            else:
+                ctx.add(INVALID_TEMPLATE.finding(ctx.location(source, pointer=f"/chat_template/{i}"),
+                                                 "entry is not a {name, template} object"))
+    elif value is not None:
+        ctx.add(INVALID_TEMPLATE.finding(ctx.location(source, pointer="/chat_template"),
+                                         f"chat_template is a {type(value).__name__}"))
+    if not templates:
+        return
+    try:
+        template = importlib.import_module("aivet.analyzers.template")
+    except ModuleNotFoundError as exc:  # the template analyzer is optional while it is being written
+        if exc.name != "aivet.analyzers.template":
+            raise
+        return
+    for pointer, text in templates:
+        if len(text) > ctx.limits.max_string_bytes:
+            ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, pointer=pointer),
+                                           f"chat template of {len(text)} characters not analysed",
+                                           limit="max_string_bytes"))
+            continue
+        template.analyze_template(text, Location(source.path, pointer=pointer), ctx)
+
+
+def _trust_flags(data: Any, source: Source, ctx: Context) -> None:
+    for pointer, value in _walk(data):
+        if pointer.rsplit("/", 1)[-1] == "trust_remote_code" and value is True:
+            ctx.add(TRUST_REMOTE_CODE.finding(ctx.location(source, pointer=pointer),
+                                              f"{pointer} is true: tools that read it run repository code"))
+
+
+def _walk(data: Any) -> Iterator[tuple[str, Any]]:
+    """(pointer, value) for nested values, iteratively and bounded."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    visited = 0
+    while stack and visited < _WALK_LIMIT:
+        pointer, value = stack.pop()
+        visited += 1
+        yield pointer, value
+        if isinstance(value, dict):
+            stack.extend((f"{pointer}/{_esc(str(k))}", v) for k, v in value.items() if isinstance(v, (dict, list, bool)))
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in enumerate(value) if isinstance(v, (dict, list)))
+
+
+def _esc(key: str) -> str:
+    """Escape one JSON pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")

@@ -1,0 +1,444 @@
+"""Keras models: v3 ``.keras`` zips, legacy HDF5 (``.h5``) and configs found elsewhere.
+
+Keras rebuilds a model from a JSON config, and that config can name Python
+code: ``Lambda`` layers carry marshalled bytecode (legacy) or a base64 code
+blob (``__lambda__`` in Keras 3), ``{"class_name": "function", "module": ...}``
+entries name any importable function, and ``module`` keys make Keras import
+arbitrary modules. We read the config as data and never unmarshal, import or
+call anything. HDF5 files are *not* opened with libhdf5: a hostile file would
+be parsed by C code in-process. Instead the Keras ``model_config`` /
+``training_config`` attribute values (plain JSON strings in the file) are
+located by scanning the bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from typing import IO, BinaryIO
+
+from aivet import rules
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
+
+LAMBDA_LAYER = Rule(
+    "KERAS-LAMBDA-LAYER",
+    "Keras Lambda layer with serialized Python code",
+    "A Lambda layer stores Python bytecode (marshalled and base64-encoded in HDF5/legacy configs, "
+    "a `__lambda__` code blob in Keras 3). Loading the model rebuilds and runs that code: arbitrary "
+    "code execution (CVE-2024-3660 for Keras < 2.13; legacy .h5 loading ignored safe_mode, "
+    "CVE-2025-9905). The bytecode is never unmarshalled; printable names in it are reported.",
+    Severity.CRITICAL,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-502", "CWE-94"),
+)
+FUNCTION_REFERENCE = Rule(
+    "KERAS-FUNCTION-REFERENCE",
+    "Keras config references a Python function outside Keras",
+    "A config entry names a function by module and name (`{\"class_name\": \"function\", \"module\": "
+    "\"os\", \"config\": \"system\"}`, or a legacy Lambda with `function_type: function`). Keras "
+    "imports the module and calls the function while loading: the technique behind the Keras "
+    "safe_mode bypasses (CVE-2025-1550: module/function injection through config.json).",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-502", "CWE-470"),
+)
+UNSAFE_MODULE = Rule(
+    "KERAS-UNSAFE-MODULE",
+    "Keras config imports a module outside the Keras allowlist",
+    "Keras 3 configs carry a `module` for every object and import it on load. A module outside "
+    "keras/tf.keras/tf_keras runs its import-time code and exposes its attributes to the config "
+    "(CVE-2025-1550). Modules such as os, subprocess or builtins are critical.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-470", "CWE-502"),
+)
+DOWNLOAD_GADGET = Rule(
+    "KERAS-GADGET",
+    "Keras config uses a Keras utility as a gadget",
+    "The config references a Keras function that touches files, the network or the loader's own "
+    "safety switch (keras.utils.get_file / file_utils, enable_unsafe_deserialization). Published "
+    "safe_mode bypasses use get_file to download attacker files or overwrite local ones "
+    "(CVE-2025-8747) and use the switch to turn safe_mode off from inside the model.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-502", "CWE-73"),
+)
+CUSTOM_OBJECT = Rule(
+    "KERAS-CUSTOM-OBJECT",
+    "Keras config needs custom (non-Keras) objects",
+    "The config names a registered custom object (`registered_name` like `package>Name`). Loading "
+    "needs code that the model's users must import from somewhere: review where it comes from.",
+    Severity.MEDIUM,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-829",),
+)
+TF_OP_LAMBDA = Rule(
+    "KERAS-TF-OP-LAMBDA",
+    "Keras TFOpLambda layer calls a TensorFlow function by name",
+    "TFOpLambda/SlicingOpLambda layers call a TensorFlow API function named in the config. Most are "
+    "maths; names under tf.io, tf.py_function, numpy_function or summary writers touch files or run "
+    "Python and are reported as high.",
+    Severity.LOW,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-470",),
+)
+UNREADABLE_CONFIG = Rule(
+    "KERAS-CONFIG-UNREADABLE",
+    "Keras model config could not be parsed",
+    "Bytes that start like a Keras config are not valid JSON (or the config file is missing or too "
+    "large). Keras may still load it; aivet could not check it and fails closed.",
+    Severity.MEDIUM,
+    (rules.ATLAS_EVADE,),
+    ("CWE-20",),
+)
+
+RULES = (LAMBDA_LAYER, FUNCTION_REFERENCE, UNSAFE_MODULE, DOWNLOAD_GADGET, CUSTOM_OBJECT, TF_OP_LAMBDA,
+         UNREADABLE_CONFIG)
+
+_ALLOWED_ROOTS = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv")
+_DANGEROUS_ROOTS = frozenset(
+    "os posix nt subprocess builtins __builtin__ sys shutil socket pty importlib runpy pickle marshal "
+    "code codeop ctypes cffi requests urllib urllib3 http webbrowser tempfile pathlib io multiprocessing "
+    "asyncio signal platform commands popen2 pdb timeit operator functools types inspect".split())
+_DANGEROUS_NAMES = frozenset(
+    "system popen exec eval execfile compile __import__ open spawn spawnl spawnv fork run call "
+    "check_output check_call Popen getoutput remove unlink rmtree write_file get_file loads load "
+    "getattr setattr import_module socket connect urlopen urlretrieve".split())
+_GADGET = re.compile(r"get_file|file_utils|enable_unsafe_deserialization|safe_mode|urlretrieve")
+_TF_OP_DANGER = re.compile(r"(^|\.)(io|gfile|summary|debugging)\.|py_func|numpy_function|py_function|"
+                           r"write_file|read_file|save|restore|print")
+_MAX_WALK = 1_000_000  # dict/list nodes visited in one config
+_MAX_STRINGS = 64
+
+
+def _allowed_module(module: str) -> bool:
+    root = module.split(".", 1)[0]
+    if root in _ALLOWED_ROOTS:
+        return True
+    return module == "tensorflow.keras" or module.startswith(("tensorflow.keras.", "tensorflow.python.keras"))
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def check_keras_config(config: object, source: Source, ctx: Context, pointer: str = "", *,
+                       offset: int | None = None) -> int:
+    """Walk a decoded Keras model config and add a finding for every piece of code it names.
+
+    ``pointer`` prefixes the JSON pointers of the findings (for configs
+    embedded in a larger document); ``offset`` is where the config starts in
+    the file, when known. Returns the number of findings added.
+    Iterative (no recursion), bounded by a node budget.
+    """
+    before = len(ctx.findings)
+    stack: list[tuple[object, str]] = [(config, pointer)]
+    visited = 0
+    while stack:
+        node, where = stack.pop()
+        visited += 1
+        if visited > _MAX_WALK:
+            ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, pointer=where),
+                                                 "Keras config too large to check completely",
+                                                 limit="keras_config_nodes"))
+            break
+        if isinstance(node, dict):
+            _check_object(node, source, ctx, where, offset)
+            stack.extend((v, f"{where}/{_escape(str(k))}") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
+        elif isinstance(node, str) and _GADGET.search(node):
+            ctx.add(DOWNLOAD_GADGET.finding(ctx.location(source, pointer=where),
+                                            f"config references the Keras gadget {node[:200]!r}",
+                                            value=node[:200]))
+    return len(ctx.findings) - before
+
+
+def _check_object(obj: dict[object, object], source: Source, ctx: Context, where: str,
+                  offset: int | None) -> None:
+    class_name = obj.get("class_name")
+    module = obj.get("module")
+    inner = obj.get("config")
+    loc = ctx.location(source, offset=offset, pointer=where)
+    if class_name == "__lambda__":
+        _report_lambda(inner, loc, ctx, "Keras 3 __lambda__")
+    elif class_name == "Lambda" and isinstance(inner, dict):
+        function = inner.get("function")
+        if inner.get("function_type") == "function" and isinstance(function, str):
+            _report_function(str(inner.get("module") or ""), function, loc, ctx)
+        elif not isinstance(function, dict):  # a dict is a nested __lambda__/function, visited on its own
+            _report_lambda(function, loc, ctx, "legacy Lambda")
+    elif class_name in ("TFOpLambda", "SlicingOpLambda") and isinstance(inner, dict):
+        fn = str(inner.get("function", ""))
+        danger = bool(_TF_OP_DANGER.search(fn))
+        ctx.add(TF_OP_LAMBDA.finding(loc, f"{class_name} calls TensorFlow function {fn[:200]!r}",
+                                     severity=Severity.HIGH if danger else None, function=fn[:200]))
+    elif class_name == "function" and isinstance(inner, str):
+        if not (isinstance(module, str) and _allowed_module(module)):
+            _report_function(str(module or ""), inner, loc, ctx)
+            return  # the module is reported as part of the function
+    # A legacy Lambda config's own "module" is where its function came from (reported above).
+    if isinstance(module, str) and not _allowed_module(module) and "function_type" not in obj:
+        root = module.split(".", 1)[0]
+        critical = root in _DANGEROUS_ROOTS
+        ctx.add(UNSAFE_MODULE.finding(
+            loc, f"config makes Keras import module {module!r} (for {str(class_name)[:100]!r})",
+            severity=Severity.CRITICAL if critical else None, module=module, class_name=str(class_name)[:200]))
+    registered = obj.get("registered_name")
+    if isinstance(registered, str) and ">" in registered and registered.split(">", 1)[0] not in _ALLOWED_ROOTS:
+        ctx.add(CUSTOM_OBJECT.finding(loc, f"config needs the custom object {registered[:200]!r}",
+                                      registered_name=registered[:200]))
+
+
+def _report_function(module: str, name: str, loc: Location, ctx: Context) -> None:
+    root = module.split(".", 1)[0]
+    critical = root in _DANGEROUS_ROOTS or name.rsplit(".", 1)[-1] in _DANGEROUS_NAMES
+    ctx.add(FUNCTION_REFERENCE.finding(
+        loc,
+        f"config makes Keras import and call {module + '.' if module else ''}{name[:200]}",
+        severity=Severity.CRITICAL if critical else None, module=module[:200], function=name[:200]))
+
+
+def _report_lambda(payload: object, loc: Location, ctx: Context, kind: str) -> None:
+    code = _lambda_code(payload)
+    names: list[str] = []
+    if code is not None:
+        raw = _b64(code)
+        names = printable_strings(raw if raw is not None else code.encode("utf-8", "replace"))
+    suspicious = sorted({n for n in names if n in _DANGEROUS_NAMES or n in _DANGEROUS_ROOTS})
+    note = f"; names in the bytecode include {', '.join(suspicious)}" if suspicious else ""
+    ctx.add(LAMBDA_LAYER.finding(loc,
+                                 f"{kind} layer carries Python code that runs when the model loads{note}",
+                                 strings=names, suspicious=suspicious, kind=kind))
+
+
+def _lambda_code(payload: object) -> str | None:
+    """The base64 code string of a legacy ``function`` value or a ``__lambda__`` config."""
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, (list, tuple)) and payload and isinstance(payload[0], str):
+        return payload[0]
+    if isinstance(payload, dict):
+        for key in ("code", "value"):
+            if key in payload:
+                return _lambda_code(payload[key])
+    return None
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii", "replace")[: 16 * 1024 * 1024], validate=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+_PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]{2,}")
+
+
+def printable_strings(raw: bytes, limit: int = _MAX_STRINGS) -> list[str]:
+    """Printable ASCII runs (names, constants) in marshalled bytecode, without unmarshalling it."""
+    out: list[str] = []
+    for m in _PRINTABLE_RUN.finditer(raw):
+        text = m.group().decode("ascii")[:200]
+        if text not in out:
+            out.append(text)
+            if len(out) >= limit:
+                break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras 3 .keras zips
+# ---------------------------------------------------------------------------------------------
+
+def analyze_keras_zip(zf: zipfile.ZipFile, source: Source, ctx: Context, *,
+                      analyze_member: Callable[[str], None] | None = None) -> Outcome:
+    """Check a Keras 3 ``.keras`` archive: its config.json, metadata.json and every other member.
+
+    Members other than the two JSON files are handed to ``analyze_member(name)``
+    when given (the archive analyzer passes its own, with its bomb and budget
+    checks); otherwise they are analysed here with :meth:`Context.analyze`.
+    """
+    names = {info.filename: info for info in zf.infolist()}
+    status = ArtifactStatus.ANALYZED
+    note = ""
+    for name in ("config.json", "metadata.json"):
+        info = names.get(name)
+        if info is None:
+            if name == "config.json":
+                ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source), "Keras archive has no config.json"))
+                status = ArtifactStatus.PARTIAL
+            continue
+        member = source.child(name, info.file_size, _opener(zf, info))
+        if info.file_size > ctx.limits.max_text_file_bytes:
+            ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(member), f"{name} is {info.file_size} bytes",
+                                                 limit="max_text_file_bytes"))
+            status = ArtifactStatus.PARTIAL
+            continue
+        with zf.open(info) as fh:
+            data = fh.read(ctx.limits.max_text_file_bytes + 1)
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            ctx.add(UNREADABLE_CONFIG.finding(ctx.location(member), f"{name} is not valid JSON: {exc}"))
+            status = ArtifactStatus.PARTIAL
+            continue
+        if name == "config.json":
+            check_keras_config(doc, member, ctx)
+        elif isinstance(doc, dict):
+            note = f"keras_version {str(doc.get('keras_version', '?'))[:40]}"
+        ctx.record(member, "json", ArtifactStatus.ANALYZED, "Keras " + name)
+    for name, info in names.items():
+        if name in ("config.json", "metadata.json") or info.filename.endswith("/"):
+            continue
+        if analyze_member is not None:
+            analyze_member(name)
+            continue
+        if info.file_size > ctx.limits.max_member_bytes:
+            ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source), f"member {name} is too large to analyse",
+                                                 limit="max_member_bytes", member=name))
+            status = ArtifactStatus.PARTIAL
+            continue
+        ctx.analyze(source.child(name, info.file_size, _opener(zf, info)))
+    return Outcome("keras-v3", status, note)
+
+
+def _opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        stream: IO[bytes] = zf.open(info)
+        return stream  # type: ignore[return-value]  # ZipExtFile is a seekable binary stream
+
+    return open_member
+
+
+# ---------------------------------------------------------------------------------------------
+# HDF5 (Keras 2 .h5) without libhdf5
+# ---------------------------------------------------------------------------------------------
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_CONFIG_START = re.compile(rb'\{\s*"(?:class_name|module)"\s*:')
+_CHUNK = 1024 * 1024
+_OVERLAP = 64
+_MAX_CONFIGS = 1000  # candidate JSON objects per file; Keras writes two
+
+
+def find_json_configs(stream: BinaryIO, size: int, max_bytes: int) -> list[tuple[int, bytes | None]]:
+    """Locate JSON objects starting with ``{"class_name"`` or ``{"module"`` in a byte stream.
+
+    Returns ``(offset, text)`` per object; ``text`` is ``None`` when the
+    object is not closed within ``max_bytes`` (or before the end of the file).
+    Objects nested inside an earlier one are not returned separately, and
+    scanning resumes after the bytes already examined, so the work stays
+    linear in the file size. Memory is bounded by ``max_bytes``.
+    """
+    found: list[tuple[int, bytes | None]] = []
+    pos = 0
+    while pos < size and len(found) < _MAX_CONFIGS:
+        stream.seek(pos)
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        m = _CONFIG_START.search(chunk)
+        if m is None:
+            if len(chunk) < _CHUNK:
+                break
+            pos += len(chunk) - _OVERLAP
+            continue
+        start = pos + m.start()
+        stream.seek(start)
+        text, consumed = _balanced(stream, max_bytes)
+        found.append((start, text))
+        pos = start + max(consumed, 1)
+    return found
+
+
+_JSON_SPECIAL = re.compile(rb'["\\{}\[\]]')
+
+
+def _balanced(stream: BinaryIO, max_bytes: int) -> tuple[bytes | None, int]:
+    """Read one balanced JSON object (string- and escape-aware); return it and the bytes examined."""
+    buf = bytearray()
+    depth = 0
+    in_string = False
+    skip = 0  # index in the current block before which matches are escaped characters
+    while len(buf) < max_bytes:
+        block = stream.read(min(64 * 1024, max_bytes - len(buf)))
+        if not block:
+            return None, len(buf)
+        for m in _JSON_SPECIAL.finditer(block):
+            i = m.start()
+            if i < skip:
+                continue
+            byte = block[i]
+            if in_string:
+                if byte == 0x5C:
+                    skip = i + 2
+                elif byte == 0x22:
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte == 0x7B or byte == 0x5B:
+                depth += 1
+            elif byte == 0x7D or byte == 0x5D:
+                depth -= 1
+                if depth <= 0:
+                    buf += block[: i + 1]
+                    return bytes(buf), len(buf)
+        skip = max(0, skip - len(block))
+        buf += block
+    return None, len(buf)
+
+
+def analyze_hdf5(source: Source, ctx: Context) -> Outcome:
+    """Check an HDF5 file for Keras model/training configs by scanning its bytes (no libhdf5)."""
+    with source.open() as fh:
+        if fh.read(8) != HDF5_SIGNATURE:
+            raise FormatError("missing HDF5 superblock signature", 0)
+        configs = find_json_configs(fh, source.size, ctx.limits.max_string_bytes)
+    status = ArtifactStatus.ANALYZED
+    checked = 0
+    for offset, text in configs:
+        if text is None:
+            ctx.add(rules.LIMIT_EXCEEDED.finding(
+                ctx.location(source, offset=offset),
+                f"JSON object at offset {offset} is not closed within max_string_bytes", limit="max_string_bytes"))
+            status = ArtifactStatus.PARTIAL
+            continue
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source, offset=offset),
+                                              f"Keras-like config at offset {offset} is not valid JSON: {exc}"))
+            status = ArtifactStatus.PARTIAL
+            continue
+        checked += 1
+        check_keras_config(doc, source, ctx, offset=offset)
+    if not checked:
+        return Outcome("hdf5", status, "no Keras config found (byte scan; HDF5 structure not parsed)")
+    return Outcome("keras-hdf5", status,
+                   f"{checked} Keras config(s) located by byte scanning (HDF5 structure not parsed)")
+
+
+def check_keras_json_text(text: bytes | str, source: Source, ctx: Context, pointer: str = "") -> bool:
+    """Parse ``text`` as JSON and check it as a Keras config; False (and a finding) if unparseable."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source, pointer=pointer or None),
+                                          f"Keras metadata is not valid JSON: {exc}"))
+        return False
+    check_keras_config(doc, source, ctx, pointer)
+    return True
+
+
+__all__ = ["RULES", "analyze_hdf5", "analyze_keras_zip", "check_keras_config", "check_keras_json_text",
+           "find_json_configs", "printable_strings"]

@@ -1,0 +1,253 @@
+"""ONNX models, read as protobuf without the ``onnx`` package.
+
+What an ONNX file can do to the machine that loads it is narrow but real:
+tensors can keep their bytes in *external data* files named by a path in the
+model (a path traversal reads any file the loader can), and nodes in custom
+operator domains need native custom-op libraries (native code the user must
+register). Subgraphs (If/Loop/Scan bodies), model-local functions and training
+graphs are walked too. Weights (``raw_data``) are skipped without copying.
+
+Field numbers verified against onnx/onnx.proto (onnx 1.x): ModelProto{ir_version 1,
+producer_name 2, graph 7, opset_import 8, metadata_props 14, training_info 20,
+functions 25}; GraphProto{node 1, initializer 5, input 11, output 12, value_info 13,
+sparse_initializer 15}; NodeProto{name 3, op_type 4, attribute 5, domain 7};
+AttributeProto{t 5, g 6, tensors 10, graphs 11, sparse_tensor 22, sparse_tensors 23}; TensorProto{name 8,
+external_data 13, data_location 14}; SparseTensorProto{values 1, indices 2};
+FunctionProto{name 1, node 7, domain 10}; TrainingInfoProto{initialization 1,
+algorithm 2}; StringStringEntryProto{key 1, value 2}.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats.protobuf import LEN, VARINT, Message
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
+
+EXTERNAL_DATA_ESCAPE = Rule(
+    "ONNX-EXTERNAL-DATA-ESCAPE",
+    "ONNX external data path leaves the model directory",
+    "A tensor keeps its bytes in an external file whose `location` is absolute, contains '..' or "
+    "resolves (through a symbolic link) outside the model directory. Loading the model reads that "
+    "file into a tensor: arbitrary file read (e.g. /etc/passwd, cloud credentials) that can leak "
+    "through model outputs (the ONNX path-traversal issues, e.g. CVE-2022-25882).",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-22", "CWE-59"),
+)
+EXTERNAL_DATA_MISSING = Rule(
+    "ONNX-EXTERNAL-DATA-MISSING",
+    "ONNX external data file does not exist",
+    "A tensor's external data `location` names a file that is not in the model directory: the "
+    "model is incomplete, or it expects a file placed later (a staging step for a file-read attack).",
+    Severity.MEDIUM,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-22",),
+)
+CUSTOM_DOMAIN = Rule(
+    "ONNX-CUSTOM-OP",
+    "ONNX node in a custom operator domain",
+    "The node's domain is not a standard ONNX domain and no model-local function defines it: the "
+    "runtime needs a native custom-op library (a shared object registered by the user), i.e. native "
+    "code outside the model. Runtime-provided contrib domains (com.microsoft, ai.onnx.contrib, "
+    "org.pytorch.aten) are low.",
+    Severity.MEDIUM,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-829",),
+)
+METADATA = Rule(
+    "ONNX-METADATA",
+    "ONNX model metadata properties",
+    "The model carries metadata_props (free key/value strings). Reported for review: tools and "
+    "pipelines sometimes act on them (URLs, preprocessing code, templates).",
+    Severity.INFO,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-912",),
+)
+
+RULES = (EXTERNAL_DATA_ESCAPE, EXTERNAL_DATA_MISSING, CUSTOM_DOMAIN, METADATA)
+
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
+RUNTIME_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental",
+                             "com.microsoft.dml", "com.ms.internal.nhwc", "ai.onnx.contrib", "org.pytorch.aten",
+                             "com.microsoft.mlfeaturizers"})
+_MAX_REPORTED = 50  # custom-op findings per (domain, op)
+
+
+class _Walker:
+    def __init__(self, source: Source, ctx: Context) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.functions: set[tuple[str, str]] = set()
+        self.custom: dict[tuple[str, str], int] = {}
+        self.nodes = 0
+        self.tensors = 0
+        self.external = 0
+
+    def model(self, msg: Message) -> None:
+        # Functions first: a custom-domain op that a local function defines needs no native code.
+        for f in msg.fields(25):
+            if f.wire_type == LEN:
+                name = domain = ""
+                for part in f.submessage():
+                    if part.wire_type == LEN and part.number == 1:
+                        name = part.head_text(4096)
+                    elif part.wire_type == LEN and part.number == 10:
+                        domain = part.head_text(4096)
+                self.functions.add((domain, name))
+        meta: list[tuple[str, str]] = []
+        for f in msg:
+            if f.wire_type != LEN:
+                continue
+            if f.number == 7:
+                self.graph(f.submessage(), "graph")
+            elif f.number == 25:
+                self.function(f.submessage())
+            elif f.number == 20:
+                for g in f.submessage().fields(1, 2):
+                    if g.wire_type == LEN:
+                        self.graph(g.submessage(), "training_info")
+            elif f.number == 14:
+                meta.append(self.entry(f.submessage()))
+        if meta:
+            self.ctx.add(METADATA.finding(self.ctx.location(self.source),
+                                          f"model has {len(meta)} metadata propert{'y' if len(meta) == 1 else 'ies'}",
+                                          properties={k[:200]: v[:500] for k, v in meta[:50]}))
+
+    def function(self, msg: Message) -> None:
+        name = ""
+        for f in msg:
+            if f.wire_type == LEN and f.number == 1:
+                name = f.head_text(4096)
+            elif f.wire_type == LEN and f.number == 7:
+                self.node(f.submessage(), f"function {name}")
+
+    def graph(self, msg: Message, where: str) -> None:
+        for f in msg:
+            if f.wire_type != LEN:
+                continue
+            if f.number == 1:
+                self.node(f.submessage(), where)
+            elif f.number == 5:
+                self.tensor(f.submessage())
+            elif f.number == 15:
+                for t in f.submessage().fields(1, 2):
+                    if t.wire_type == LEN:
+                        self.tensor(t.submessage())
+
+    def node(self, msg: Message, where: str) -> None:
+        self.nodes += 1
+        name = op = domain = ""
+        for f in msg:
+            if f.wire_type != LEN:
+                continue
+            if f.number == 3:
+                name = f.head_text(4096)
+            elif f.number == 4:
+                op = f.head_text(4096)
+            elif f.number == 7:
+                domain = f.head_text(4096)
+            elif f.number == 5:
+                self.attribute(f.submessage(), f"{where}/{name or op}")
+        if domain not in STANDARD_DOMAINS and (domain, op) not in self.functions:
+            key = (domain, op)
+            self.custom[key] = self.custom.get(key, 0) + 1
+            if self.custom[key] <= _MAX_REPORTED:
+                runtime = domain in RUNTIME_DOMAINS or domain.startswith("com.microsoft.")
+                self.ctx.add(CUSTOM_DOMAIN.finding(
+                    self.ctx.location(self.source, offset=msg.start),
+                    f"node {name!r} uses op {op!r} from custom domain {domain!r} ({where})",
+                    severity=Severity.LOW if runtime else None, domain=domain, op=op, node=name, where=where))
+
+    def attribute(self, msg: Message, where: str) -> None:
+        for f in msg:
+            if f.wire_type != LEN:
+                continue
+            if f.number in (6, 11):  # If/Loop/Scan bodies and any other graph attribute
+                self.graph(f.submessage(), f"{where}/subgraph")
+            elif f.number in (5, 10):
+                self.tensor(f.submessage())
+            elif f.number in (22, 23):  # sparse_tensor(s): values and indices are tensors too
+                for t in f.submessage().fields(1, 2):
+                    if t.wire_type == LEN:
+                        self.tensor(t.submessage())
+
+    def tensor(self, msg: Message) -> None:
+        self.tensors += 1
+        name = ""
+        external = False
+        entries: list[tuple[str, str, int]] = []
+        for f in msg:
+            if f.number == 8 and f.wire_type == LEN:
+                name = f.head_text(4096)
+            elif f.number == 14 and f.wire_type == VARINT:
+                external = f.value == 1
+            elif f.number == 13 and f.wire_type == LEN:
+                key, value = self.entry(f.submessage())
+                entries.append((key, value, f.offset))
+        # A location is honoured by loaders only with data_location EXTERNAL, but checking every
+        # location costs nothing and catches files that flip the flag with another tool.
+        for key, value, offset in entries:
+            if key == "location":
+                self.external += 1
+                self.location(value, name, offset, external)
+
+    def entry(self, msg: Message) -> tuple[str, str]:
+        key = value = ""
+        for f in msg:
+            if f.wire_type == LEN and f.number == 1:
+                key = f.head_text(4096)
+            elif f.wire_type == LEN and f.number == 2:
+                value = f.head_text(64 * 1024)
+        return key, value
+
+    def location(self, location: str, tensor: str, offset: int, external: bool) -> None:
+        loc = self.ctx.location(self.source, offset=offset)
+        details: dict[str, Any] = {"tensor": tensor[:200], "path": location[:1000], "data_location_external": external}
+        if _escapes_syntactically(location):
+            self.ctx.add(EXTERNAL_DATA_ESCAPE.finding(
+                loc, f"tensor {tensor!r} reads external data from {location[:200]!r}", **details))
+            return
+        fs_path = self.source.fs_path
+        if fs_path is None:
+            return  # inside an archive: only the syntactic check applies
+        base = fs_path.parent.resolve()
+        allowed = self.ctx.root.resolve() if self.ctx.root is not None else base
+        target = Path(os.path.normpath(base / location))
+        try:
+            resolved = target.resolve(strict=True)
+        except (OSError, RuntimeError):
+            self.ctx.add(EXTERNAL_DATA_MISSING.finding(
+                loc, f"tensor {tensor!r} names external data {location[:200]!r}, which does not exist", **details))
+            return
+        if not (resolved.is_relative_to(base) or resolved.is_relative_to(allowed)):
+            self.ctx.add(EXTERNAL_DATA_ESCAPE.finding(
+                loc, f"tensor {tensor!r} external data {location[:200]!r} resolves outside the model directory",
+                resolved=str(resolved)[:1000], **details))
+
+
+def _escapes_syntactically(location: str) -> bool:
+    if not location or "\x00" in location:
+        return True
+    if location.startswith(("/", "\\")) or PureWindowsPath(location).drive:
+        return True
+    parts = set(PurePosixPath(location.replace("\\", "/")).parts)
+    return ".." in parts or location.startswith("~")
+
+
+def analyze_model(msg: Message, source: Source, ctx: Context) -> Outcome:
+    """Check a parsed ONNX ModelProto (the dispatcher in :mod:`aivet.analyzers.protobuf` calls this)."""
+    walker = _Walker(source, ctx)
+    walker.model(msg)
+    for (domain, op), n in walker.custom.items():
+        if n > _MAX_REPORTED:
+            ctx.add(CUSTOM_DOMAIN.finding(ctx.location(source), f"{n - _MAX_REPORTED} more {domain}::{op} nodes",
+                                          domain=domain, op=op, count=n))
+    note = f"{walker.nodes} node(s), {walker.tensors} tensor(s), {walker.external} external"
+    return Outcome("onnx", ArtifactStatus.ANALYZED, note)

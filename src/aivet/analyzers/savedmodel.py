@@ -1,0 +1,399 @@
+"""TensorFlow SavedModels, frozen GraphDefs and ``keras_metadata.pb``, read as protobuf.
+
+A TensorFlow graph is a list of ops that the runtime executes when the model
+is called; some standard ops read and write files (ReadFile, WriteFile, the
+checkpoint ops), reach the network (DebugIdentity with ``grpc://`` URLs) or run
+Python (PyFunc). Ops that are not standard need a native library loaded with
+``tf.load_op_library``. We walk every node of the graph and of every function
+in its library, with the wire-format reader in :mod:`aivet.formats.protobuf`.
+
+Field numbers (tensorflow/core/protobuf/saved_model.proto, meta_graph.proto,
+core/framework/graph.proto, node_def.proto, function.proto, attr_value.proto):
+SavedModel{saved_model_schema_version 1, meta_graphs 2}; MetaGraphDef{graph_def
+2, saver_def 3, asset_file_def 6}; GraphDef{node 1, library 2, versions 4};
+NodeDef{name 1, op 2, input 3, device 4, attr 5}; FunctionDefLibrary{function
+1}; FunctionDef{signature 1 (OpDef name 1), node_def 3}; AttrValue{list 1, s 2,
+func 10}; ListValue{s 2, func 9}; NameAttrList{name 1}; AssetFileDef{filename 2}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aivet import rules
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats.protobuf import LEN, Message
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
+
+PYTHON_OP = Rule(
+    "TF-PYTHON-OP",
+    "TensorFlow graph calls back into Python",
+    "PyFunc, PyFuncStateless and EagerPyFunc call a Python function registered in the loading "
+    "process by token; the graph itself names which one runs. A model should not need them, and "
+    "combined with code the loader imports they execute arbitrary Python.",
+    Severity.CRITICAL,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-94",),
+)
+FILE_OP = Rule(
+    "TF-FILE-OP",
+    "TensorFlow graph reads or writes files",
+    "An op that touches the file system (ReadFile, WriteFile, MatchingFiles, file readers and "
+    "dataset sources, summary writers, ImmutableConst, DecodeProto with a file descriptor source) "
+    "runs whenever the model is called: it can read secrets or plant files on the serving host.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-73", "CWE-552"),
+)
+NETWORK_OP = Rule(
+    "TF-NETWORK-OP",
+    "TensorFlow graph sends data to a URL",
+    "A debug op (DebugIdentity and friends) has debug_urls, or PrintV2 writes to a file: tensors "
+    "passing through are sent to grpc:// or written to file:// targets chosen by the model author.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-200",),
+)
+CHECKPOINT_OP = Rule(
+    "TF-CHECKPOINT-OP",
+    "Checkpoint op outside the saver",
+    "Save/Restore/MergeV2Checkpoints ops are normal in a SavedModel's saver graph and its traced "
+    "save/restore functions. Elsewhere they read or overwrite arbitrary files when the model runs.",
+    Severity.MEDIUM,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-73",),
+)
+CUSTOM_OP = Rule(
+    "TF-CUSTOM-OP",
+    "TensorFlow op not in the standard op set",
+    "The graph uses an op that is neither a standard TensorFlow op known to aivet nor a function of "
+    "the graph's own library. It needs a native library (tf.load_op_library), i.e. native code the "
+    "user must load; review it. The list of standard ops is not exhaustive, so this is low.",
+    Severity.LOW,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-829",),
+)
+ASSET_PATH = Rule(
+    "TF-ASSET-PATH",
+    "SavedModel asset path leaves the model directory",
+    "An asset file name is absolute or contains '..': the loader reads it relative to the assets "
+    "directory, so the model reads an arbitrary file on the host.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-22",),
+)
+
+RULES = (PYTHON_OP, FILE_OP, NETWORK_OP, CHECKPOINT_OP, CUSTOM_OP, ASSET_PATH)
+
+_MAX_REPORTED_PER_OP = 20  # per (rule, op): further nodes are counted, not listed
+
+
+@dataclass(frozen=True)
+class Node:
+    """The parts of a NodeDef we check."""
+
+    name: str
+    op: str
+    offset: int
+    strings: tuple[tuple[str, str], ...]  # (attr name, string value) for string attrs and lists
+    funcs: tuple[str, ...]  # functions named by func attrs (StatefulPartitionedCall f=...)
+
+
+def read_node(msg: Message) -> Node:
+    """Decode one NodeDef (name, op, string and function attributes)."""
+    name = op = ""
+    strings: list[tuple[str, str]] = []
+    funcs: list[str] = []
+    for f in msg:
+        if f.number == 1 and f.wire_type == LEN:
+            name = f.head_text(4096)
+        elif f.number == 2 and f.wire_type == LEN:
+            op = f.head_text(4096)
+        elif f.number == 5 and f.wire_type == LEN:
+            key, values, called = _read_attr(f.submessage())
+            strings.extend((key, v) for v in values)
+            funcs.extend(called)
+    return Node(name, op, msg.start, tuple(strings), tuple(funcs))
+
+
+def _read_attr(entry: Message) -> tuple[str, list[str], list[str]]:
+    key = ""
+    values: list[str] = []
+    funcs: list[str] = []
+    for f in entry:
+        if f.number == 1 and f.wire_type == LEN:
+            key = f.head_text(4096)
+        elif f.number == 2 and f.wire_type == LEN:
+            for v in f.submessage():
+                if v.wire_type != LEN:
+                    continue
+                if v.number == 2 and v.value <= 4096:
+                    values.append(v.text())
+                elif v.number == 10:
+                    funcs.extend(g.head_text(4096) for g in v.submessage().fields(1) if g.wire_type == LEN)
+                elif v.number == 1:  # ListValue
+                    for item in v.submessage():
+                        if item.wire_type == LEN and item.number == 2 and item.value <= 4096:
+                            values.append(item.text())
+                        elif item.wire_type == LEN and item.number == 9:
+                            funcs.extend(g.head_text(4096) for g in item.submessage().fields(1) if g.wire_type == LEN)
+    return key, values, funcs
+
+
+def iter_graph(graph: Message) -> Iterator[tuple[str, Node]]:
+    """Yield ``(function name or "", node)`` for every node of a GraphDef and its function library."""
+    for f in graph:
+        if f.wire_type != LEN:
+            continue
+        if f.number == 1:
+            yield "", read_node(f.submessage())
+        elif f.number == 2:
+            for fn in f.submessage().fields(1):
+                if fn.wire_type != LEN:
+                    continue
+                fname = ""
+                nodes: list[Node] = []
+                for part in fn.submessage():
+                    if part.wire_type != LEN:
+                        continue
+                    if part.number == 1:
+                        fname = next((g.head_text(4096) for g in part.submessage().fields(1) if g.wire_type == LEN), "")
+                    elif part.number == 3:
+                        nodes.append(read_node(part.submessage()))
+                for node in nodes:
+                    yield fname, node
+
+
+def library_functions(graph: Message) -> set[str]:
+    """Names of the functions a GraphDef defines (they may be used as ops)."""
+    names: set[str] = set()
+    for lib in graph.fields(2):
+        if lib.wire_type != LEN:
+            continue
+        for fn in lib.submessage().fields(1):
+            if fn.wire_type != LEN:
+                continue
+            for sig in fn.submessage().fields(1):
+                if sig.wire_type == LEN:
+                    names.update(g.head_text(4096) for g in sig.submessage().fields(1) if g.wire_type == LEN)
+    return names
+
+
+class _Checker:
+    def __init__(self, source: Source, ctx: Context) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, rule: Rule, node: Node, function: str, message: str, severity: Severity | None = None,
+            **details: Any) -> None:
+        key = (rule.id, node.op)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if self.counts[key] > _MAX_REPORTED_PER_OP:
+            return
+        where = f" in function {function!r}" if function else ""
+        self.ctx.add(rule.finding(self.ctx.location(self.source, offset=node.offset),
+                                  f"{message}: op {node.op!r} (node {node.name!r}{where})", severity=severity,
+                                  op=node.op, node=node.name, function=function, **details))
+
+    def graph(self, graph: Message) -> int:
+        known = library_functions(graph)
+        count = 0
+        for function, node in iter_graph(graph):
+            count += 1
+            self.node(node, function, known)
+        return count
+
+    def node(self, node: Node, function: str, known: set[str]) -> None:
+        op = node.op
+        if op in PYTHON_OPS:
+            self.add(PYTHON_OP, node, function, "graph calls Python")
+        elif op in FILE_OPS:
+            self.add(FILE_OP, node, function, "graph touches files", strings=[v[:200] for _, v in node.strings][:8])
+        elif op in CHECKPOINT_OPS:
+            if not _in_saver(node.name, function):
+                self.add(CHECKPOINT_OP, node, function, "checkpoint op outside the saver")
+        elif op in ("DecodeProtoV2", "EncodeProto"):
+            for key, value in node.strings:
+                if key == "descriptor_source" and value not in ("", "local://"):
+                    self.add(FILE_OP, node, function, f"descriptor_source {value[:200]!r}",
+                             descriptor_source=value[:200])
+        elif op.startswith("Debug") or op == "PrintV2":
+            for key, value in node.strings:
+                if (key == "debug_urls" and value) or (key == "output_stream" and value.startswith("file://")):
+                    self.add(NETWORK_OP, node, function, f"{key} {value[:200]!r}", target=value[:200])
+        elif op not in STANDARD_OPS and op not in known:
+            self.add(CUSTOM_OP, node, function, "op is not a standard TensorFlow op")
+        for called in node.funcs:
+            if called and called not in known:
+                self.add(CUSTOM_OP, node, function, f"calls function {called[:200]!r} not defined in the library",
+                         severity=Severity.MEDIUM, called=called[:200])
+
+    def summary(self) -> None:
+        for (rule_id, op), n in self.counts.items():
+            if n > _MAX_REPORTED_PER_OP:
+                rule = next(r for r in RULES if r.id == rule_id)
+                self.ctx.add(rule.finding(self.ctx.location(self.source),
+                                          f"{n - _MAX_REPORTED_PER_OP} more nodes with op {op!r} not listed",
+                                          op=op, count=n))
+
+
+def _in_saver(node: str, function: str) -> bool:
+    # tf.compat.v1 savers put their ops under "save/"; TF2 traces them into these functions.
+    return (node.startswith(("save/", "save_", "saver/", "Save", "Restore", "MergeV2"))
+            or "traced_save" in function or "traced_restore" in function or "checkpoint" in function.lower())
+
+
+def analyze_saved_model(msg: Message, source: Source, ctx: Context) -> Outcome:
+    """Check a SavedModel (saved_model.pb): every meta graph, its graph, library and asset paths."""
+    checker = _Checker(source, ctx)
+    graphs = nodes = 0
+    for meta in msg.fields(2):
+        if meta.wire_type != LEN:
+            continue
+        for part in meta.submessage():
+            if part.wire_type != LEN:
+                continue
+            if part.number == 2:
+                graphs += 1
+                nodes += checker.graph(part.submessage())
+            elif part.number == 6:
+                for name in part.submessage().fields(2):
+                    if name.wire_type == LEN:
+                        _check_asset(name.head_text(4096), name.offset, source, ctx)
+    checker.summary()
+    return Outcome("tf-savedmodel", ArtifactStatus.ANALYZED, f"{graphs} graph(s), {nodes} node(s)")
+
+
+def analyze_graph_def(msg: Message, source: Source, ctx: Context) -> Outcome:
+    """Check a bare GraphDef (a frozen graph ``.pb``)."""
+    checker = _Checker(source, ctx)
+    nodes = checker.graph(msg)
+    checker.summary()
+    return Outcome("tf-graphdef", ArtifactStatus.ANALYZED, f"{nodes} node(s)")
+
+
+def _check_asset(name: str, offset: int, source: Source, ctx: Context) -> None:
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+        ctx.add(ASSET_PATH.finding(ctx.location(source, offset=offset),
+                                   f"asset file {name[:200]!r} leaves the assets directory", asset=name[:200]))
+
+
+def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcome:
+    """Check keras_metadata.pb: each SavedObject's JSON metadata is a Keras layer config.
+
+    SavedMetadata{nodes 1: SavedObject}; the JSON is the SavedObject's
+    ``metadata`` string. Every string field that parses as a JSON object is
+    checked, so a shifted field number cannot hide a config.
+    """
+    from aivet.analyzers.keras import check_keras_json_text
+
+    objects = 0
+    for node in msg.fields(1):
+        if node.wire_type != LEN:
+            continue
+        objects += 1
+        for f in node.submessage():
+            if f.wire_type != LEN or f.value < 2:
+                continue
+            head = bytes(f.message.buf[f.start:f.start + 1])
+            if head == b"{":
+                if f.value > ctx.limits.max_string_bytes:
+                    ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
+                                                         "Keras metadata string too large", limit="max_string_bytes"))
+                    continue
+                check_keras_json_text(f.bytes(), source, ctx, pointer=f"/nodes/{objects - 1}")
+    return Outcome("keras-metadata", ArtifactStatus.ANALYZED, f"{objects} saved object(s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Op lists. PYTHON/FILE/CHECKPOINT are what we flag; STANDARD is the allowlist behind TF-CUSTOM-OP
+# (common ops of tensorflow/core/ops; not exhaustive, hence that rule is low).
+# ---------------------------------------------------------------------------------------------
+
+PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+FILE_OPS = frozenset("""
+ReadFile WriteFile MatchingFiles ImmutableConst LoadAndRemapMatrix
+TFRecordReader TFRecordReaderV2 TextLineReader TextLineReaderV2 FixedLengthRecordReader
+FixedLengthRecordReaderV2 WholeFileReader WholeFileReaderV2 IdentityReader IdentityReaderV2 LMDBReader
+TFRecordDataset TFRecordDatasetV2 TextLineDataset FixedLengthRecordDataset FixedLengthRecordDatasetV2
+ExperimentalLMDBDataset LMDBDataset SqlDataset ExperimentalSqlDataset CSVDataset CSVDatasetV2
+ExperimentalCSVDataset DatasetToTFRecord ExperimentalDatasetToTFRecord SaveDataset SaveDatasetV2
+LoadDataset SnapshotDataset SnapshotDatasetV2 CacheDataset CacheDatasetV2
+CreateSummaryFileWriter CreateSummaryDbWriter ImportEvent WriteFileWriter
+DecodeWav_File InitializeTableFromTextFile InitializeTableFromTextFileV2 BoostedTreesCreateEnsemble
+GenerateVocabRemapping
+""".split())
+CHECKPOINT_OPS = frozenset("""
+Save SaveV2 SaveSlices Restore RestoreV2 RestoreSlice MergeV2Checkpoints ShardedFilename ShardedFilespec
+""".split())
+STANDARD_OPS = frozenset("""
+Abs Acos Acosh Add AddN AddV2 All Any ApproximateEqual ArgMax ArgMin AsString Asin Asinh Assert Assign
+AssignAdd AssignSub AssignAddVariableOp AssignSubVariableOp AssignVariableOp Atan Atan2 Atanh AvgPool
+AvgPool3D AvgPoolGrad BatchMatMul BatchMatMulV2 BatchMatMulV3 BatchNormWithGlobalNormalization
+BatchToSpaceND BiasAdd BiasAddGrad BiasAddV1 Bincount Bitcast BitwiseAnd BitwiseOr BitwiseXor
+BroadcastArgs BroadcastGradientArgs BroadcastTo Bucketize Case Cast Ceil CheckNumerics CheckNumericsV2
+Cholesky ClipByValue Complex ComplexAbs Concat ConcatOffset ConcatV2 Conj Const ControlTrigger Conv
+Conv2D Conv2DBackpropFilter Conv2DBackpropInput Conv3D Conv3DBackpropInputV2 Cos Cosh CropAndResize
+Cross Cumprod Cumsum DecodeBase64 DecodeJpeg DecodePng DecodeRaw DepthToSpace DepthwiseConv2dNative
+DepthwiseConv2dNativeBackpropInput Dequantize DestroyResourceOp Diag DiagPart Digamma Dilation2D
+DisableCopyOnRead Div DivNoNan DynamicPartition DynamicStitch Einsum Elu EluGrad EmptyTensorList
+EncodeBase64 EnsureShape Enter Equal Erf Erfc Exit Exp ExpandDims Expm1 ExtractImagePatches FFT FFT2D
+FakeQuantWithMinMaxArgs FakeQuantWithMinMaxVars FakeQuantWithMinMaxVarsPerChannel Fill Floor FloorDiv
+FloorMod FusedBatchNorm FusedBatchNormV2 FusedBatchNormV3 Gather GatherNd GatherV2 Greater GreaterEqual
+HashTable HashTableV2 HistogramFixedWidth IFFT IRFFT Identity IdentityN If Imag InTopKV2
+InitializeTable InitializeTableV2 Inv InvertPermutation IsFinite IsInf IsNan IsVariableInitialized
+L2Loss LRN LeakyRelu LeakyReluGrad Less LessEqual Lgamma LinSpace ListDiff Log Log1p LogSoftmax
+LogicalAnd LogicalNot LogicalOr LookupTableExportV2 LookupTableFind LookupTableFindV2 LookupTableImportV2
+LookupTableInsertV2 LookupTableSizeV2 LoopCond MatMul MatrixBandPart MatrixDeterminant MatrixDiag
+MatrixDiagPart MatrixDiagPartV3 MatrixDiagV3 MatrixInverse MatrixSetDiag MatrixSetDiagV3 MatrixSolve
+MatrixTriangularSolve Max MaxPool MaxPool3D MaxPoolGrad MaxPoolV2 MaxPoolWithArgmax Maximum Mean Merge
+Min Minimum MirrorPad Mod Mul MulNoNan MutableHashTable MutableHashTableV2 MutableDenseHashTableV2
+MutableHashTableOfTensorsV2 Neg NextIteration NoOp NonMaxSuppressionV2 NonMaxSuppressionV3
+NonMaxSuppressionV4 NonMaxSuppressionV5 NotEqual OneHot OnesLike OptionalFromValue OptionalGetValue
+OptionalHasValue OptionalNone Pack Pad PadV2 ParallelConcat ParallelDynamicStitch PartitionedCall
+Placeholder PlaceholderWithDefault Pow Prod QuantizeV2 QueueDequeueV2 QueueEnqueueV2 RFFT
+RaggedGather RaggedRange RaggedTensorFromVariant RaggedTensorToSparse RaggedTensorToTensor
+RaggedTensorToVariant RandomShuffle RandomStandardNormal RandomUniform RandomUniformInt Range Rank
+ReadVariableOp Real RealDiv Reciprocal ReduceJoin RefSwitch RegexFullMatch RegexReplace Relu Relu6
+Relu6Grad ReluGrad Reshape ResizeArea ResizeBicubic ResizeBilinear ResizeNearestNeighbor
+ResourceApplyAdam ResourceGather ResourceGatherNd ResourceScatterAdd ResourceScatterUpdate
+ResourceStridedSliceAssign Reverse ReverseSequence ReverseV2 RightShift LeftShift Rint Round Rsqrt
+RsqrtGrad SampleDistortedBoundingBoxV2 ScatterNd ScatterNdUpdate SegmentMax SegmentMean SegmentMin
+SegmentProd SegmentSum Select SelectV2 Selu Shape ShapeN Sigmoid SigmoidGrad Sign Sin Sinh Size Slice
+Snapshot Softmax SoftmaxCrossEntropyWithLogits Softplus Softsign SpaceToBatchND SpaceToDepth
+SparseFillEmptyRows SparseReshape SparseSegmentMean SparseSegmentSqrtN SparseSegmentSum
+SparseSoftmaxCrossEntropyWithLogits SparseTensorDenseMatMul SparseToDense Split SplitV Sqrt SqrtGrad
+Square SquaredDifference Squeeze Stack StackPopV2 StackPushV2 StackV2 StatefulPartitionedCall
+StatelessIf StatelessRandomNormal StatelessRandomNormalV2 StatelessRandomUniform StatelessRandomUniformV2
+StatelessRandomGetKeyCounter StatelessRandomGetAlg StatelessCase StatelessWhile StopGradient StridedSlice
+StridedSliceGrad StringFormat StringJoin StringLength StringLower StringSplit StringSplitV2 StringStrip
+StringToHashBucket StringToHashBucketFast StringToHashBucketStrong StringToNumber StringUpper Sub Substr
+Sum Switch SymbolicGradient Tan Tanh TanhGrad TensorArrayGatherV3 TensorArrayReadV3 TensorArrayScatterV3
+TensorArraySizeV3 TensorArrayV3 TensorArrayWriteV3 TensorListFromTensor TensorListGetItem
+TensorListLength TensorListReserve TensorListSetItem TensorListStack TensorListElementShape
+TensorListPushBack TensorListPopBack TensorScatterAdd TensorScatterUpdate Tile TopKV2 Transpose
+TruncateDiv TruncateMod TruncatedNormal Unique UniqueV2 Unpack UnsortedSegmentMax UnsortedSegmentMin
+UnsortedSegmentProd UnsortedSegmentSum VarHandleOp VarIsInitializedOp Variable VariableShape VariableV2
+Where While Xdivy Xlog1py Xlogy ZerosLike Zeta _Arg _Retval _Recv _Send _HostRecv _HostSend
+_FusedConv2D _FusedMatMul _FusedBatchNormEx Fingerprint UnicodeDecode UnicodeDecodeWithOffsets
+UnicodeEncode UnicodeScript UnicodeTranscode StaticRegexFullMatch StaticRegexReplace
+ResourceApplyGradientDescent ResourceApplyMomentum ResourceApplyKerasMomentum ResourceApplyRMSProp
+ResourceApplyAdagrad ResourceApplyAdagradV2 ResourceApplyAdamWithAmsgrad ResourceApplyFtrl
+ResourceApplyFtrlV2 ResourceApplyAdadelta ResourceApplyAdaMax RandomGamma RandomPoisson
+RandomPoissonV2 Multinomial StatelessMultinomial AnonymousIteratorV2 AnonymousIteratorV3 IteratorV2
+IteratorGetNext MakeIterator DeleteIterator TensorDataset TensorSliceDataset BatchDatasetV2 MapDataset
+ParallelMapDatasetV2 PrefetchDataset RangeDataset RepeatDataset ShuffleDatasetV3 TakeDataset
+FilterDataset FlatMapDataset OptimizeDatasetV2 ModelDataset DatasetCardinality DummySeedGenerator
+AnonymousSeedGenerator ExperimentalAutoShardDataset MapAndBatchDataset TPUReplicatedInput
+TPUReplicatedOutput TPUPartitionedCall TPUOrdinalSelector XlaSharding XlaCallModule XlaConvV2
+XlaDotV2 XlaGather XlaScatter XlaReduceWindow XlaSelectAndScatter XlaPad XlaDynamicSlice
+XlaDynamicUpdateSlice XlaReduce XlaWhile XlaIf XlaVariadicReduceV2 XlaSort XlaKeyValueSort
+Assert StringFormat PrintV2 Print Timestamp NoOp SaveV2 RestoreV2
+""".split())

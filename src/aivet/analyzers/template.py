@@ -1,0 +1,752 @@
+"""Chat-template analyzer: Jinja2 templates are parsed, never rendered, and their syntax tree is checked.
+
+Chat templates ship inside ``tokenizer_config.json``, GGUF metadata and
+standalone ``.jinja`` files, and every serving stack renders them on each
+request. Hugging Face renders them in an immutable sandbox, but other
+runtimes have not (CVE-2024-34359: llama-cpp-python rendered GGUF templates
+with a plain ``jinja2.Environment``), so a template that reaches for
+``__globals__`` is a remote-code-execution attempt. Templates can also poison
+every conversation without any code: an instruction injected into each prompt,
+or a branch that changes behaviour when a trigger word appears.
+
+``jinja2.Environment.parse`` only lexes and parses; nothing here compiles or
+renders the untrusted text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jinja2
+import jinja2.ext
+from jinja2 import nodes
+
+from aivet import rules as engine_rules
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.rules import ATLAS_EVADE, ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
+
+FORMAT = "jinja"
+
+SANDBOX_ESCAPE = Rule(
+    "TEMPLATE-SANDBOX-ESCAPE",
+    "Chat template reaches for Python internals",
+    "The template accesses dunder or private attributes (__class__, __globals__, __subclasses__, "
+    "__builtins__ ...), directly, through item access, the attr filter or strings built to hide the name. "
+    "A sandbox blocks this; runtimes that render templates without one (CVE-2024-34359 in "
+    "llama-cpp-python) execute arbitrary code on the first chat request.",
+    Severity.CRITICAL,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-1336", "CWE-94"),
+)
+SSTI_GADGET = Rule(
+    "TEMPLATE-SSTI-GADGET",
+    "Chat template uses a server-side template injection gadget",
+    "The template refers to objects that template-injection exploits use to reach Python globals "
+    "(lipsum, cycler, joiner, namespace, self, config, request, url_for, get_flashed_messages). Chat "
+    "templates have no use for them beyond namespace() and, rarely, cycler()/joiner(); attribute access on "
+    "any of them is critical.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-1336",),
+)
+DANGEROUS_NAME = Rule(
+    "TEMPLATE-DANGEROUS-NAME",
+    "Chat template names an OS or code-execution function",
+    "The template refers to os, subprocess, popen, system, eval, exec, __import__ or similar, as a "
+    "variable, an attribute or inside a string. A chat template only formats messages.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-78", "CWE-94"),
+)
+DUNDER_STRING = Rule(
+    "TEMPLATE-DUNDER-STRING",
+    "Chat template contains a Python-internals name in a string",
+    "A string in the template (possibly assembled from pieces) spells a Python internal such as __class__ "
+    "or __globals__. Payloads hide attribute names in strings to slip past scanners.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_EVADE),
+    ("CWE-1336",),
+)
+INCLUDE = Rule(
+    "TEMPLATE-INCLUDE",
+    "Chat template loads other templates",
+    "{% include %}, {% import %}, {% from %} or {% extends %} make the renderer load other templates, "
+    "which in a non-sandboxed runtime can mean reading files from the serving machine.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-98", "CWE-22"),
+)
+UNPARSEABLE = Rule(
+    "TEMPLATE-UNPARSEABLE",
+    "Chat template cannot be parsed",
+    "The template is not valid Jinja2 for aivet's parser, so its content could not be checked. Another "
+    "runtime's Jinja dialect may still render it. Fail closed: treat as unverified.",
+    Severity.HIGH,
+    (ATLAS_EVADE,),
+    ("CWE-20",),
+)
+LARGE = Rule(
+    "TEMPLATE-LARGE",
+    "Very large chat template",
+    "Real chat templates are a few kilobytes. A very large one hides content from review and costs "
+    "time on every request.",
+    Severity.MEDIUM,
+    (ATLAS_EVADE,),
+    ("CWE-400",),
+)
+HIDDEN_INSTRUCTION = Rule(
+    "TEMPLATE-HIDDEN-INSTRUCTION",
+    "Chat template injects instructions into conversations",
+    "Literal text in the template tells the model to ignore or override instructions, keep secrets from "
+    "the user, exfiltrate data, or promote links. Because the template wraps every conversation, this is "
+    "a persistent prompt injection planted in the model's packaging.",
+    Severity.MEDIUM,
+    (ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-74",),
+)
+CONDITIONAL_TRIGGER = Rule(
+    "TEMPLATE-CONDITIONAL-TRIGGER",
+    "Chat template branches on words in message content",
+    "The template tests whether message content contains or equals a literal phrase and changes what "
+    "it emits. Real templates branch on roles and control tokens, not on words: this is how a backdoor "
+    "trigger is planted in the packaging rather than the weights.",
+    Severity.MEDIUM,
+    (ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-506",),
+)
+EMBEDDED_URL = Rule(
+    "TEMPLATE-EMBEDDED-URL",
+    "Chat template text contains a URL",
+    "A URL in the text the template adds to every prompt can steer the model to cite or fetch it.",
+    Severity.LOW,
+    (ATLAS_PROMPT_INJECTION,),
+    ("CWE-74",),
+)
+
+RULES = (SANDBOX_ESCAPE, SSTI_GADGET, DANGEROUS_NAME, DUNDER_STRING, INCLUDE, UNPARSEABLE, LARGE,
+         HIDDEN_INSTRUCTION, CONDITIONAL_TRIGGER, EMBEDDED_URL)
+
+LARGE_TEMPLATE_CHARS = 100_000  # the largest real tool-calling templates are ~30 KB
+MAX_RESOLVED_CHARS = 4096  # constant strings assembled while resolving obfuscation
+MAX_FINDINGS_PER_RULE = 20
+EXCERPT = 200
+
+# Attribute names that no chat template needs and every sandbox escape uses.
+SENSITIVE_ATTRS = frozenset({
+    "func_globals", "func_code", "func_closure", "f_globals", "f_locals", "f_builtins", "f_back", "f_code",
+    "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "tb_frame", "tb_next", "co_code", "mro",
+    "im_func", "im_self", "im_class", "_module", "_TemplateReference__context", "environment",
+})
+DANGEROUS_ATTRS = frozenset({
+    "popen", "system", "spawnl", "spawnle", "spawnlp", "spawnv", "spawnve", "spawnvp", "execl", "execle",
+    "execlp", "execv", "execve", "execvp", "fork", "check_output", "check_call", "getoutput",
+    "getstatusoutput", "Popen", "import_module", "load_module", "eval", "exec", "compile", "subprocess",
+    "os", "builtins", "sys", "modules", "getattr", "setattr", "unlink", "rmtree", "remove", "__import__",
+})
+DANGEROUS_NAMES = frozenset({
+    "os", "subprocess", "sys", "builtins", "eval", "exec", "compile", "open", "getattr", "setattr", "delattr",
+    "globals", "locals", "vars", "importlib", "import_module", "popen", "system", "breakpoint", "socket",
+    "shutil", "pty", "__import__", "__builtins__", "input",
+})
+GADGETS = frozenset({"cycler", "joiner", "lipsum", "namespace", "self", "config", "request", "url_for",
+                     "get_flashed_messages"})
+_CALLABLE_GADGETS_OK: dict[str, Severity | None] = {"namespace": None, "cycler": Severity.LOW, "joiner": Severity.LOW}
+_ATTR_FILTERS = frozenset({"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "unique", "sum",
+                           "min", "max", "format"})
+_CONTENT_KEYS = frozenset({"content", "text"})
+_STRING_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "replace",
+                             "title", "capitalize", "casefold"})
+
+_DUNDER_TEXT = re.compile(
+    r"__(class|mro|subclasses|globals|builtins|import|init|base|bases|dict|getattribute|getattr|code|"
+    r"loader|spec|reduce|reduce_ex|self|func|closure|module|call|new|subclasshook)__"
+    r"|\b(func_globals|f_globals|gi_frame|_TemplateReference__context)\b")
+_CODE_TEXT = re.compile(
+    r"\bos\.(system|popen|exec\w*|spawn\w*)\b|\bsubprocess\.\w+|__import__|\bimportlib\b|"
+    r"\beval\s*\(|\bexec\s*\(|\bimport\s+os\b")
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>]{3,}", re.I)
+# Phrases that clean templates never contain: overriding instructions, secrecy, exfiltration, promotion.
+_INSTRUCTION_PATTERNS = tuple(re.compile(p, re.I | re.S) for p in (
+    r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(previous|prior|above|earlier|all|any|other|"
+    r"user'?s?|system|safety|original)\b.{0,40}\b(instructions?|rules|guidelines|prompts?|polic(y|ies)|"
+    r"restrictions|filters)\b",
+    r"\b(do not|don't|never)\s+(tell|reveal|inform|mention|disclose|let)\b.{0,30}\b(user|anyone|them|"
+    r"human)\b",
+    r"\b(exfiltrat\w*|send|post|upload|forward|transmit|leak)\b.{0,60}\b(to|at)\s+(https?://|"
+    r"\w+@\w+\.\w+)",
+    r"\b(passwords?|api[ _-]?keys?|access tokens?|credentials?|credit card)\b.{0,60}\b(send|include|append|"
+    r"encode|output|reveal|collect)\b",
+    r"\b(send|include|append|encode|output|reveal|collect)\b.{0,60}\b(passwords?|api[ _-]?keys?|"
+    r"credentials?|credit card)\b",
+    r"\b(always|must)\b.{0,40}\b(include|insert|add|append|recommend|mention|link to|promote)\b.{0,60}"
+    r"(https?://|\blinks?\b|\burls?\b|\bwebsite\b)",
+    r"\b(developer|jailbreak|unrestricted|god|dan)\s+mode\b",
+    r"\bwithout\s+(any\s+)?(restrictions|filters|safety|censorship)\b",
+    r"\b(you have no|there are no)\s+(restrictions|rules|limits|guidelines)\b",
+))
+
+
+class _GenerationTag(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}``: the Hugging Face marker for assistant tokens."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Any) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+
+# Parsing only: this environment never compiles or renders anything.
+_ENV = jinja2.Environment(extensions=[jinja2.ext.loopcontrols, jinja2.ext.do, _GenerationTag])
+
+
+@dataclass
+class _Sink:
+    """Where findings go, with the template's line mapped into the location or the details."""
+
+    location: Location
+    ctx: Context
+    lines_in_location: bool
+    counts: dict[str, int]
+    seen: set[tuple[str, str]]
+
+    def add(self, rule: Rule, message: str, lineno: int | None, *, key: str = "",
+            severity: Severity | None = None, **details: Any) -> None:
+        dedupe = (rule.id, key or message)
+        if dedupe in self.seen:
+            return
+        self.seen.add(dedupe)
+        self.counts[rule.id] = self.counts.get(rule.id, 0) + 1
+        if self.counts[rule.id] > MAX_FINDINGS_PER_RULE:
+            return
+        location = self.location
+        if lineno is not None:
+            if self.lines_in_location:
+                location = replace(location, line=lineno)
+            else:
+                details["template_line"] = lineno
+        self.ctx.add(rule.finding(location, message, severity=severity, **details))
+
+
+def analyze_template(text: str, location: Location, ctx: Context) -> None:
+    """Check one chat template string; findings go to ``ctx`` at ``location``.
+
+    Called for ``chat_template`` values in configs and GGUF metadata. Never
+    raises for hostile input: an unparseable or oversized template is a finding.
+    """
+    _analyze(text, location, ctx, lines_in_location=False)
+
+
+def analyze_file(source: Source, ctx: Context) -> Outcome:
+    """Analyse a standalone ``.jinja`` chat template file."""
+    limit = ctx.limits.max_text_file_bytes
+    if source.size > limit:
+        raise LimitExceeded("max_text_file_bytes", f"template file of {source.size} bytes", 0)
+    with source.open() as fh:
+        data = fh.read(limit + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"template is not UTF-8: {exc.reason}", exc.start) from None
+    status = _analyze(text, ctx.location(source), ctx, lines_in_location=True)
+    return Outcome(FORMAT, status)
+
+
+def _analyze(text: str, location: Location, ctx: Context, *, lines_in_location: bool) -> ArtifactStatus:
+    sink = _Sink(location, ctx, lines_in_location, {}, set())
+    if len(text) > LARGE_TEMPLATE_CHARS:
+        sink.add(LARGE, f"chat template is {len(text)} characters long", None, length=len(text))
+    if len(text) > ctx.limits.max_template_bytes:
+        # Jinja parses ~100 KB a second: past the limit only the linear text checks run.
+        ctx.add(engine_rules.LIMIT_EXCEEDED.finding(
+            location, f"chat template of {len(text)} characters not parsed", limit="max_template_bytes"))
+        _raw_text_checks(text, sink, "oversized")
+        _close(sink)
+        return ArtifactStatus.PARTIAL
+    try:
+        tree = _ENV.parse(text)
+    except RecursionError:
+        sink.add(UNPARSEABLE, "template nests too deeply to parse", None)
+        _raw_text_checks(text, sink, "unparseable")
+        return ArtifactStatus.ERROR
+    except Exception as exc:  # noqa: BLE001 - any parser failure on hostile text is a finding
+        line = getattr(exc, "lineno", None)
+        sink.add(UNPARSEABLE, f"template does not parse: {type(exc).__name__}: {str(exc)[:EXCERPT]}",
+                 line if isinstance(line, int) else None)
+        _raw_text_checks(text, sink, "unparseable")
+        return ArtifactStatus.ERROR
+    try:
+        _TreeCheck(tree, sink).run()
+    except RecursionError:
+        ctx.add(engine_rules.LIMIT_EXCEEDED.finding(location, "chat template nests too deeply to analyse",
+                                                    limit="python"))
+        return ArtifactStatus.PARTIAL
+    _close(sink)
+    return ArtifactStatus.ANALYZED
+
+
+def _close(sink: _Sink) -> None:
+    for rule in RULES:
+        extra = sink.counts.get(rule.id, 0) - MAX_FINDINGS_PER_RULE
+        if extra > 0:
+            sink.ctx.add(rule.finding(sink.location, f"{extra} more {rule.id} findings were not listed",
+                                      omitted=extra))
+
+
+def _raw_text_checks(text: str, sink: _Sink, why: str) -> None:
+    """What can still be said about a template that was not parsed (``why``: unparseable, oversized)."""
+    for m in _DUNDER_TEXT.finditer(text):
+        sink.add(DUNDER_STRING, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
+    for m in _CODE_TEXT.finditer(text):
+        sink.add(DANGEROUS_NAME, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
+    for m in re.finditer(r"\{%-?\s*(include|import|extends|from)\b", text):
+        sink.add(INCLUDE, f"{why} template uses {{% {m.group(1)} %}}", None, key=m.group(1))
+    _instruction_checks(text, None, sink)
+
+
+def _instruction_checks(text: str, lineno: int | None, sink: _Sink) -> None:
+    for pattern in _INSTRUCTION_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            excerpt = _excerpt(text, m.start(), m.end())
+            sink.add(HIDDEN_INSTRUCTION, f"template text injects an instruction: {excerpt!r}", lineno,
+                     key=excerpt, text=excerpt)
+    for m in _URL.finditer(text):
+        sink.add(EMBEDDED_URL, f"template text contains the URL {m.group(0)[:EXCERPT]!r}", lineno,
+                 key=m.group(0), url=m.group(0)[:EXCERPT])
+
+
+def _excerpt(text: str, start: int, end: int) -> str:
+    a = max(0, start - 40)
+    return " ".join(text[a:min(len(text), end + 40)].split())[:EXCERPT]
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+class _TreeCheck:
+    """One pass over a parsed template: collects the tree, then checks every node."""
+
+    def __init__(self, tree: nodes.Template, sink: _Sink) -> None:
+        self.sink = sink
+        self.parents: dict[int, nodes.Node] = {}
+        self.all: list[nodes.Node] = []
+        stack: list[nodes.Node] = [tree]
+        while stack:  # iterative: hostile nesting must not exhaust the Python stack here
+            node = stack.pop()
+            self.all.append(node)
+            for child in node.iter_child_nodes():
+                self.parents[id(child)] = node
+                stack.append(child)
+        self.stored: set[str] = {"loop", "caller", "varargs", "kwargs"}
+        self.assignments: dict[str, nodes.Node] = {}
+        for node in self.all:
+            if isinstance(node, nodes.Name) and node.ctx in ("store", "param"):
+                self.stored.add(node.name)
+            elif isinstance(node, nodes.Macro):
+                self.stored.add(node.name)
+            if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
+                self.assignments.setdefault(node.target.name, node.node)
+        self.content_names = self._content_names()
+        self.memo: dict[int, Any] = {}
+        self.resolving: set[int] = set()
+        self.escaped: set[str] = set()  # names already reported as sandbox escapes
+        self.strings_seen: set[str] = set()
+
+    # -- constant folding: how obfuscated names are rebuilt -------------------------------------
+    def resolve(self, node: nodes.Node | None, depth: int = 0) -> Any:
+        """The constant value of an expression (str, int, list) when it can be known, else ``None``."""
+        if node is None or depth > 60:
+            return None
+        key = id(node)
+        if key in self.memo:
+            return self.memo[key]
+        if key in self.resolving:
+            return None
+        self.resolving.add(key)
+        try:
+            value = self._resolve(node, depth + 1)
+        finally:
+            self.resolving.discard(key)
+        if isinstance(value, str) and len(value) > MAX_RESOLVED_CHARS:
+            value = None
+        if isinstance(value, list) and len(value) > MAX_RESOLVED_CHARS:
+            value = None
+        self.memo[key] = value
+        return value
+
+    def _resolve(self, node: nodes.Node, depth: int) -> Any:
+        if isinstance(node, nodes.Const):
+            v = node.value
+            return v if isinstance(v, (str, int)) and not isinstance(v, bool) else None
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            target = self.assignments.get(node.name)
+            return self.resolve(target, depth) if target is not None else None
+        if isinstance(node, (nodes.List, nodes.Tuple)):
+            items = [self.resolve(i, depth) for i in node.items]
+            return None if any(i is None for i in items) else items
+        if isinstance(node, nodes.Concat):
+            parts = [self.resolve(n, depth) for n in node.nodes]
+            return None if any(p is None for p in parts) else _join([str(p) for p in parts], "")
+        if isinstance(node, nodes.Add):
+            a, b = self.resolve(node.left, depth), self.resolve(node.right, depth)
+            if isinstance(a, str) and isinstance(b, str):
+                return a + b
+            return None
+        if isinstance(node, nodes.Mul):
+            a, b = self.resolve(node.left, depth), self.resolve(node.right, depth)
+            if isinstance(a, str) and isinstance(b, int) and 0 <= b and len(a) * b <= MAX_RESOLVED_CHARS:
+                return a * b
+            return None
+        if isinstance(node, nodes.Mod):
+            return _printf(self.resolve(node.left, depth), self.resolve(node.right, depth))
+        if isinstance(node, nodes.Getitem):
+            return self._resolve_getitem(node, depth)
+        if isinstance(node, nodes.Filter):
+            return self._resolve_filter(node, depth)
+        if isinstance(node, nodes.Call):
+            return self._resolve_call(node, depth)
+        return None
+
+    def _resolve_getitem(self, node: nodes.Getitem, depth: int) -> Any:
+        base = self.resolve(node.node, depth)
+        if not isinstance(base, (str, list)):
+            return None
+        if isinstance(node.arg, nodes.Slice):
+            bounds = [self.resolve(p, depth) if p is not None else None
+                      for p in (node.arg.start, node.arg.stop, node.arg.step)]
+            if any(b is not None and not isinstance(b, int) for b in bounds) or bounds[2] == 0:
+                return None
+            return base[slice(*bounds)]
+        index = self.resolve(node.arg, depth)
+        if isinstance(index, int) and -len(base) <= index < len(base):
+            return base[index]
+        return None
+
+    def _resolve_filter(self, node: nodes.Filter, depth: int) -> Any:
+        base = self.resolve(node.node, depth)
+        args = [self.resolve(a, depth) for a in node.args]
+        name = node.name
+        if name == "join" and isinstance(base, list):
+            sep = args[0] if args and isinstance(args[0], str) else ""
+            return _join([str(b) for b in base], sep)
+        if name == "join" and isinstance(base, dict):
+            return _join(list(base), "")
+        if name == "format" and isinstance(base, str):
+            return _printf(base, args)
+        if name in ("list", "reverse") and isinstance(base, (str, list)):
+            return list(base) if name == "list" else base[::-1]
+        if name in ("first", "last") and isinstance(base, (str, list)) and base:
+            return base[0] if name == "first" else base[-1]
+        if name in ("lower", "upper", "trim", "string", "title", "capitalize") and isinstance(base, (str, int)):
+            text = str(base)
+            return {"lower": text.lower, "upper": text.upper, "trim": text.strip, "string": lambda: text,
+                    "title": text.title, "capitalize": text.capitalize}[name]()
+        if name == "replace" and isinstance(base, str) and len(args) >= 2 \
+                and isinstance(args[0], str) and isinstance(args[1], str) and args[0]:
+            if len(base) * max(1, len(args[1])) <= MAX_RESOLVED_CHARS:
+                return base.replace(args[0], args[1])
+        return None
+
+    def _resolve_call(self, node: nodes.Call, depth: int) -> Any:
+        func = node.node
+        if isinstance(func, nodes.Name) and func.name == "dict" and not node.args:
+            return {kw.key: 1 for kw in node.kwargs}  # dict(__cla=1, ss__=1)|join
+        if not isinstance(func, nodes.Getattr):
+            return None
+        base = self.resolve(func.node, depth)
+        args = [self.resolve(a, depth) for a in node.args]
+        if not isinstance(base, str):
+            return None
+        if func.attr in ("lower", "upper", "strip", "title", "capitalize", "casefold") and not args:
+            return str(getattr(base, func.attr)())
+        if func.attr == "join" and len(args) == 1 and isinstance(args[0], list):
+            return _join([str(a) for a in args[0]], base)
+        if func.attr == "format":
+            return _brace_format(base, args)
+        if func.attr == "replace" and len(args) == 2 and all(isinstance(a, str) for a in args) and args[0]:
+            if len(base) * max(1, len(args[1])) <= MAX_RESOLVED_CHARS:
+                return base.replace(args[0], args[1])
+        return None
+
+    # -- message-content taint, for trigger detection -------------------------------------------
+    def _content_names(self) -> set[str]:
+        names: set[str] = set()
+        for _ in range(4):  # a few rounds reach set a = message.content; set b = a|trim
+            for name, value in self.assignments.items():
+                if name not in names and self.is_content(value, names):
+                    names.add(name)
+        return names
+
+    def is_content(self, node: nodes.Node | None, names: set[str] | None = None, depth: int = 0) -> bool:
+        """Whether ``node`` is message text (``message.content``, a variable set from it, a transform of it)."""
+        names = self.content_names if names is None else names
+        if node is None or depth > 30:
+            return False
+        if isinstance(node, nodes.Name):
+            return node.name in names
+        if isinstance(node, nodes.Getattr):
+            return node.attr in _CONTENT_KEYS
+        if isinstance(node, nodes.Getitem):
+            key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+            if isinstance(key, str):
+                return key in _CONTENT_KEYS
+            return self.is_content(node.node, names, depth + 1)  # an index or slice of content
+        if isinstance(node, nodes.Filter):
+            return self.is_content(node.node, names, depth + 1)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) \
+                and node.node.attr in _STRING_METHODS:
+            return self.is_content(node.node.node, names, depth + 1)
+        if isinstance(node, nodes.Concat):
+            return any(self.is_content(n, names, depth + 1) for n in node.nodes)
+        return False
+
+    # -- the checks ------------------------------------------------------------------------------
+    def run(self) -> None:
+        for node in self.all:
+            line = getattr(node, "lineno", None)
+            if isinstance(node, nodes.Getattr):
+                self._check_attribute(node.attr, line, "attribute", direct=True)
+            elif isinstance(node, nodes.Getitem):
+                key = self.resolve(node.arg)
+                if isinstance(key, str):
+                    self._check_attribute(key, line, "item", direct=False)
+            elif isinstance(node, (nodes.Filter, nodes.Test, nodes.Call)):
+                self._check_call(node, line)
+            elif isinstance(node, nodes.Name) and node.ctx == "load":
+                self._check_name(node, line)
+            elif isinstance(node, (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+                target = self.resolve(node.template)
+                tag = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "from",
+                       nodes.Extends: "extends"}[type(node)]
+                sink_text = f"{{% {tag} %}} loads another template" + (f" ({str(target)[:EXCERPT]!r})" if target else "")
+                self.sink.add(INCLUDE, sink_text, line, key=f"{tag}:{target}:{line}", tag=tag,
+                              target=str(target)[:EXCERPT] if target is not None else None)
+            elif isinstance(node, nodes.TemplateData):
+                _instruction_checks(node.data, line, self.sink)
+            elif isinstance(node, nodes.Const) and isinstance(node.value, str):
+                _instruction_checks(node.value, line, self.sink)
+            if isinstance(node, (nodes.If, nodes.CondExpr)) or (isinstance(node, nodes.For) and node.test):
+                self._check_trigger(node, line)
+        # Second pass: strings that spell internals, unless already reported where they are used.
+        for node in self.all:
+            if isinstance(node, nodes.Expr):
+                self._check_string(node, getattr(node, "lineno", None))
+
+    def _check_attribute(self, name: str, line: int | None, how: str, *, direct: bool) -> None:
+        private = direct and name.startswith("_")
+        if _is_dunder(name) or name in SENSITIVE_ATTRS or private:
+            self.escaped.add(name)
+            self.sink.add(SANDBOX_ESCAPE, f"template accesses {how} {name[:EXCERPT]!r}", line,
+                          key=f"{name}:{line}", attribute=name[:EXCERPT])
+        elif name in DANGEROUS_ATTRS:
+            self.sink.add(DANGEROUS_NAME, f"template accesses {how} {name!r}", line, key=f"{name}:{line}",
+                          name=name)
+
+    def _check_call(self, node: nodes.Filter | nodes.Test | nodes.Call, line: int | None) -> None:
+        keywords = [k for k in node.kwargs if isinstance(k, nodes.Keyword)]
+        values = [self.resolve(a) for a in node.args] + [self.resolve(k.value) for k in keywords]
+        keys = [str(k.key) for k in keywords]
+        for key in keys:
+            if _is_dunder(key):
+                self.sink.add(DUNDER_STRING, f"keyword argument named {key!r}", line, key=key, text=key)
+        attr_position = isinstance(node, nodes.Call) or (isinstance(node, nodes.Filter)
+                                                         and node.name in _ATTR_FILTERS)
+        for value in values:
+            if not isinstance(value, str):
+                continue
+            if attr_position and (_is_dunder(value) or value in SENSITIVE_ATTRS):
+                self.escaped.add(value)
+                self.sink.add(SANDBOX_ESCAPE, f"template passes {value[:EXCERPT]!r} as an attribute name"
+                              + (f" to |{node.name}" if isinstance(node, nodes.Filter) else ""), line,
+                              key=f"{value}:{line}", attribute=value[:EXCERPT])
+            elif attr_position and value in DANGEROUS_ATTRS:
+                self.sink.add(DANGEROUS_NAME, f"template passes {value!r} as an attribute name", line,
+                              key=f"{value}:{line}", name=value)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr == "format" \
+                or isinstance(node, nodes.Filter) and node.name == "format":
+            fmt = self.resolve(node.node.node if isinstance(node, nodes.Call) and isinstance(
+                node.node, nodes.Getattr) else node.node)
+            if isinstance(fmt, str) and re.search(r"\{[^{}]*(\.|\[)_", fmt):
+                self.sink.add(SANDBOX_ESCAPE, f"format string reaches for private attributes: {fmt[:EXCERPT]!r}",
+                              line, key=f"fmt:{fmt}", text=fmt[:EXCERPT])
+
+    def _check_name(self, node: nodes.Name, line: int | None) -> None:
+        name = node.name
+        if name in self.stored:
+            return
+        parent = self.parents.get(id(node))
+        if name in GADGETS:
+            if isinstance(parent, (nodes.Getattr, nodes.Getitem)) and parent.node is node:
+                self.sink.add(SSTI_GADGET, f"template reaches into the {name!r} object", line,
+                              key=f"{name}:attr:{line}", severity=Severity.CRITICAL, gadget=name)
+            elif isinstance(parent, nodes.Call) and parent.node is node and name in _CALLABLE_GADGETS_OK:
+                severity = _CALLABLE_GADGETS_OK[name]
+                if severity is not None:
+                    self.sink.add(SSTI_GADGET, f"template calls {name}()", line, key=f"{name}:call",
+                                  severity=severity, gadget=name)
+            else:
+                self.sink.add(SSTI_GADGET, f"template uses the {name!r} object", line, key=f"{name}:{line}",
+                              gadget=name)
+        elif name in DANGEROUS_NAMES:
+            self.sink.add(DANGEROUS_NAME, f"template refers to {name!r}", line, key=f"{name}:{line}", name=name)
+
+    def _check_string(self, node: nodes.Node, line: int | None) -> None:
+        value = self.resolve(node)
+        if not isinstance(value, str) or not value or value in self.strings_seen:
+            return  # one search per distinct string: a variable used 10^4 times is searched once
+        self.strings_seen.add(value)
+        # Report each assembled string once, at the outermost expression that builds it.
+        parent = self.parents.get(id(node))
+        if isinstance(parent, nodes.Expr) and isinstance(self.resolve(parent), str):
+            return
+        m = _DUNDER_TEXT.search(value)
+        if m and value not in self.escaped:
+            self.sink.add(DUNDER_STRING, f"string spells {m.group(0)!r}: {value[:EXCERPT]!r}", line,
+                          key=f"{value}", text=value[:EXCERPT])
+        m = _CODE_TEXT.search(value)
+        if m:
+            self.sink.add(DANGEROUS_NAME, f"string contains {m.group(0)!r}: {value[:EXCERPT]!r}", line,
+                          key=f"code:{value}", text=value[:EXCERPT])
+
+    def _check_trigger(self, node: nodes.If | nodes.CondExpr | nodes.For, line: int | None) -> None:
+        test = node.test
+        for phrase, how in self._triggers(test):
+            self.sink.add(CONDITIONAL_TRIGGER, f"template branches when message content {how} {phrase!r}",
+                          line, key=f"{phrase}:{line}", trigger=phrase[:EXCERPT], branch=_branch_text(node))
+
+    def _triggers(self, test: nodes.Node | None) -> Iterator[tuple[str, str]]:
+        if test is None:
+            return
+        stack: list[nodes.Node] = [test]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.iter_child_nodes())
+            if isinstance(node, nodes.Compare):
+                left = node.expr
+                for operand in node.ops:
+                    right = operand.expr
+                    if operand.op in ("in", "notin"):
+                        phrase = self.resolve(left)
+                        if isinstance(phrase, str) and _trigger_like(phrase) and self.is_content(right):
+                            yield phrase, "contains"
+                    elif operand.op in ("eq", "ne"):
+                        for a, b in ((left, right), (right, left)):
+                            phrase = self.resolve(a)
+                            if isinstance(phrase, str) and _trigger_like(phrase) and self.is_content(b):
+                                yield phrase, "equals"
+                    left = right
+            elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) \
+                    and node.node.attr in ("startswith", "endswith", "find", "count", "index", "__contains__") \
+                    and self.is_content(node.node.node):
+                for arg in node.args:
+                    phrase = self.resolve(arg)
+                    if isinstance(phrase, str) and _trigger_like(phrase):
+                        yield phrase, f"{node.node.attr}()"
+
+
+def _trigger_like(phrase: str) -> bool:
+    """A word or phrase, not a control token such as ``<tool_call>``, ``[INST]`` or ``/no_think``."""
+    text = phrase.strip()
+    if len(text) < 3 or sum(c.isalpha() for c in text) < 2:
+        return False
+    if text[0] in "<[{|/" or text[-1] in ">]}|":
+        return False
+    return True
+
+
+def _branch_text(node: nodes.Node) -> str:
+    """The literal text a branch emits, for the finding's details."""
+    parts: list[str] = []
+    stack: list[nodes.Node] = list(reversed(getattr(node, "body", []) or []))
+    expr = getattr(node, "expr1", None)
+    if expr is not None:
+        stack.append(expr)
+    while stack and sum(len(p) for p in parts) < EXCERPT:
+        child = stack.pop()
+        if isinstance(child, nodes.TemplateData):
+            parts.append(child.data)
+        elif isinstance(child, nodes.Const) and isinstance(child.value, str):
+            parts.append(child.value)
+        stack.extend(reversed(list(child.iter_child_nodes())))
+    return " ".join(" ".join(parts).split())[:EXCERPT]
+
+
+def _join(parts: list[str], sep: str) -> str | None:
+    """``sep.join(parts)``, or ``None`` when the result would pass MAX_RESOLVED_CHARS (checked first)."""
+    if sum(len(p) for p in parts) + len(sep) * len(parts) > MAX_RESOLVED_CHARS:
+        return None
+    return sep.join(parts)
+
+
+def _printf(fmt: Any, args: Any) -> str | None:
+    """``fmt % args`` for %s, %c, %d and %% only: no widths, so no attacker-sized padding."""
+    if not isinstance(fmt, str):
+        return None
+    values = list(args) if isinstance(args, list) else [args]
+    out: list[str] = []
+    i = 0
+    while i < len(fmt):
+        ch = fmt[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        spec = fmt[i + 1:i + 2]
+        i += 2
+        if spec == "%":
+            out.append("%")
+            continue
+        if spec not in ("s", "c", "d") or not values:
+            return None
+        value = values.pop(0)
+        if spec == "c":
+            if isinstance(value, int) and 0 <= value < 0x110000:
+                out.append(chr(value))
+            elif isinstance(value, str) and len(value) == 1:
+                out.append(value)
+            else:
+                return None
+        elif spec == "d" and not isinstance(value, int):
+            return None
+        else:
+            out.append(str(value))
+        if sum(len(o) for o in out) > MAX_RESOLVED_CHARS:
+            return None
+    return "".join(out)
+
+
+def _brace_format(fmt: str, args: list[Any]) -> str | None:
+    """``fmt.format(*args)`` for plain ``{}`` / ``{0}`` fields only."""
+    if any(a is None for a in args):
+        return None
+    auto = 0
+
+    def field(m: re.Match[str]) -> str:
+        nonlocal auto
+        index = m.group(1)
+        if index == "":
+            index_value, auto = auto, auto + 1
+        else:
+            index_value = int(index)
+        if index_value >= len(args):
+            raise IndexError
+        return str(args[index_value])
+
+    try:
+        text = re.sub(r"\{(\d*)\}", field, fmt)
+    except (IndexError, ValueError):
+        return None
+    if re.search(r"\{[^}]*\}", text.replace("{{", "").replace("}}", "")):
+        return None
+    text = text.replace("{{", "{").replace("}}", "}")
+    return text if len(text) <= MAX_RESOLVED_CHARS else None

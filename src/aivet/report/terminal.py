@@ -1,0 +1,204 @@
+"""Terminal report (rich): the verdict first, then findings by subject and file, then gaps.
+
+Order matters to a reader deciding whether to load a model: the verdict line;
+the findings grouped by model (hub repo id and revision) and file, most severe
+first; then every file that was *not* fully analysed, so that nothing reads
+as "no issues" silently; then the formats seen. Everything taken from a model
+file passes through :func:`aivet.report.printable` so that hostile names
+cannot drive the terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.text import Text
+
+from aivet.evidence import Artifact, Evidence, Finding, Severity, Subject
+from aivet.report import ReportOptions, exit_code, failing, not_fully_analysed, printable, verdict
+
+STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "bold yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+MAX_DETAILS = 3
+MAX_VALUE = 120
+MAX_FINDINGS_PER_FILE = 50  # past that, a count: a hostile file can raise thousands
+
+
+def render(evidence: Evidence, options: ReportOptions) -> str:
+    """Render the terminal report; ANSI colours only when ``options.color``."""
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=options.color, no_color=not options.color, color_system="standard"
+                      if options.color else None, width=options.width, highlight=False, emoji=False,
+                      soft_wrap=not options.color)
+    write(console, evidence, options)
+    return buf.getvalue()
+
+
+def write(console: Console, evidence: Evidence, options: ReportOptions) -> None:
+    """Print the report on ``console``."""
+    bad = failing(evidence, options.fail_on)
+    style = "bold red" if bad else ("bold yellow" if not_fully_analysed(evidence) else "bold green")
+    console.print(Text(("✗ " if bad else "✓ ") + verdict(evidence, options.fail_on), style=style))
+    if options.quiet:
+        return
+    subjects = {s.id: s for s in evidence.subjects}
+    by_subject: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+    for f in evidence.findings:
+        by_subject[f.subject][f.location.path.split("!", 1)[0]].append(f)
+    sizes = {(a.subject, a.path): a for a in evidence.artifacts}
+    order = [s.id for s in evidence.subjects] + sorted(k for k in by_subject if k not in subjects)
+    for subject_id in order:
+        files = by_subject.get(subject_id)
+        console.print()
+        console.print(_subject_header(subjects.get(subject_id), subject_id, files))
+        if not files:
+            continue
+        ranked = sorted(files.items(), key=lambda kv: (-max(f.severity.rank for f in kv[1]), kv[0]))
+        for path, findings in ranked:
+            console.print(_file_header(path, sizes.get((subject_id, path))))
+            findings.sort(key=lambda f: (-f.severity.rank, f.location.path, f.location.offset or 0,
+                                         f.location.line or 0))
+            for f in findings[:MAX_FINDINGS_PER_FILE]:
+                for line in _finding_lines(f, path):
+                    console.print(line)
+            if len(findings) > MAX_FINDINGS_PER_FILE:
+                more = _summary(findings[MAX_FINDINGS_PER_FILE:])
+                console.print(Text(f"      … and {len(findings) - MAX_FINDINGS_PER_FILE} more ({more})",
+                                   style="dim"))
+    _gaps(console, evidence)
+    console.print()
+    console.print(Text(_formats_line(evidence.artifacts), style="dim"))
+    code = exit_code(evidence, options.fail_on)
+    console.print(Text(f"Threshold: {options.fail_on.value} (--fail-on); exit code {code}", style="dim"))
+
+
+def _subject_header(subject: Subject | None, subject_id: str, files: dict[str, list[Finding]] | None) -> Text:
+    text = Text("▌ ", style="bold")
+    if subject is not None and subject.repo_id:
+        text.append(printable(subject.repo_id), style="bold")
+        text.append(f" @ {printable(subject.revision or '?')}", style="bold magenta")
+        refs = subject.id.partition(" (")[2].rstrip(")")
+        if refs:
+            text.append(f" ({printable(refs)})", style="magenta")
+        text.append(f"  {printable(subject.location)}", style="dim")
+    else:
+        text.append(printable(subject.location if subject is not None else subject_id or "(no subject)"),
+                    style="bold")
+    if files:
+        findings = [f for fs in files.values() for f in fs]
+        text.append(f"  — {_summary(findings)}")
+    else:
+        text.append("  — no findings", style="green")
+    return text
+
+
+def _file_header(path: str, artifact: Artifact | None) -> Text:
+    text = Text("  ")
+    text.append(printable(path), style="bold underline")
+    if artifact is not None:
+        text.append(f"  ({artifact.format}, {_size(artifact.size)})", style="dim")
+    return text
+
+
+def _finding_lines(f: Finding, outer: str) -> Iterable[Text]:
+    badge = Text(f" {f.severity.value.upper():<8} ", style=STYLE[f.severity])
+    head = Text("    ")
+    head.append_text(badge)
+    head.append(f" {f.rule_id} ", style="bold")
+    head.append(printable(f.message))
+    yield head
+    where = _where(f, outer)
+    if where:
+        yield Text(f"               at {where}", style="dim")
+    # Key details only: what the message already says is not repeated.
+    shown = [(k, v) for k, v in f.details.items() if v not in (None, False, 0, "", ()) and not _said(v, f.message)]
+    for key, value in shown[:MAX_DETAILS]:
+        yield Text(f"               {printable(key)}: {_value(value)}", style="dim")
+    if len(shown) > MAX_DETAILS:
+        yield Text(f"               … {len(shown) - MAX_DETAILS} more details in --format json", style="dim")
+
+
+def _said(value: object, message: str) -> bool:
+    if isinstance(value, str):
+        return bool(value) and value in message
+    if isinstance(value, tuple) and value:
+        return all(isinstance(v, str) and v in message for v in value)
+    return False
+
+
+def _where(f: Finding, outer: str) -> str:
+    loc = f.location
+    parts = []
+    member = loc.path[len(outer) + 1:] if loc.path != outer else ""
+    if member:
+        parts.append(f"member {printable(member)}")
+    if loc.line is not None:
+        parts.append(f"line {loc.line}")
+    if loc.offset is not None:
+        parts.append(f"offset {loc.offset}")
+    if loc.pointer:
+        parts.append(f"key {printable(loc.pointer)}")
+    return ", ".join(parts)
+
+
+def _value(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(_plain(value), ensure_ascii=False, default=str)
+    text = printable(text)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _summary(findings: Iterable[Finding]) -> str:
+    counts = Counter(f.severity for f in findings)
+    return ", ".join(f"{counts[s]} {s.value}" for s in sorted(counts, reverse=True))
+
+
+def _gaps(console: Console, evidence: Evidence) -> None:
+    gaps = [evidence.artifacts[i] for i in not_fully_analysed(evidence)]
+    if not gaps:
+        return
+    console.print()
+    console.print(Text(f"Not fully analysed ({len(gaps)}) — these files were not cleared:", style="bold yellow"))
+    many = len(evidence.subjects) > 1
+    for a in gaps:
+        line = Text("  ")
+        if many:
+            line.append(f"[{printable(a.subject)}] ", style="magenta")
+        line.append(f"{a.status.value:<11}", style="yellow")
+        line.append(printable(a.path))
+        line.append(f"  ({a.format})", style="dim")
+        if a.note:
+            line.append(f"  {_value(a.note)}", style="dim")
+        console.print(line)
+
+
+def _formats_line(artifacts: Iterable[Artifact]) -> str:
+    counts = Counter(a.format for a in artifacts)
+    if not counts:
+        return "Formats: none (nothing to scan)"
+    return "Formats: " + ", ".join(f"{n} {fmt}" for fmt, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
