@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="append a markdown table to this file")
     args = ap.parse_args()
     DATA.mkdir(exist_ok=True)
-    lines = [f"| input | tool | best wall s | peak RSS MiB | exit | vs aivet (time) |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| input | tool | best wall s | peak RSS MiB | exit | vs aivet (time) |", "|---|---|---:|---:|---:|---:|"]
     for name, build in INPUTS.items():
         if args.only and name not in args.only:
             continue

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aivet.evidence import ArtifactStatus, Finding, Location, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.limits import DEFAULT_LIMITS
 from aivet.analyzers import config
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Finding, Location, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures.repo_files import fake_secrets
 
 REPO = frozenset({"config.json", "modeling_tiny.py", "configuration_tiny.py", "tokenization_tiny.py",

@@ -11,9 +11,9 @@ import pytest
 
 import aivet
 from aivet import rules
+from aivet.analyzers import engine
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats.sniff import Format, sniff
-from aivet.analyzers import engine
 
 
 def test_every_format_has_an_analyzer_that_imports() -> None:

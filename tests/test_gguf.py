@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import aivet
-from aivet.evidence import Finding, Severity
-from aivet.formats import FormatError, LimitExceeded, gguf
-from aivet.limits import Limits
 from aivet.analyzers import gguf as scan_gguf
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
+from aivet.evidence import Finding, Severity
+from aivet.formats import FormatError, LimitExceeded, gguf
+from aivet.limits import Limits
 from tests.fixtures import gguf_files as fx
 from tests.fixtures.gguf_files import ARRAY, BOOL, F32, STRING, U8, U32, GGUFSpec, Tensor, gguf_bytes
 from tests.fixtures.templates import CHATML, payloads

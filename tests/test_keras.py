@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
-from aivet.evidence import Evidence, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.limits import DEFAULT_LIMITS
 from aivet.analyzers import keras
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
+from aivet.evidence import Evidence, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures import keras_files
 from tests.fixtures.keras_files import k2_dense, k2_sequential, k3_dense, k3_model, write_h5, write_keras
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
+from aivet.analyzers.numpy import itemsize, parse_header
 from aivet.evidence import Severity
 from aivet.formats import FormatError, LimitExceeded
-from aivet.analyzers.numpy import itemsize, parse_header
 from tests.fixtures import marker_path, marker_shell
 from tests.fixtures.pickles import Ops
 

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
-from aivet.evidence import Evidence, Severity
-from aivet.formats import FormatError, LimitExceeded
 from aivet.analyzers import protobuf as protobuf_scan
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
+from aivet.evidence import Evidence, Severity
+from aivet.formats import FormatError, LimitExceeded
 from tests.fixtures import onnx_files
 from tests.fixtures.onnx_files import external_weights, make_model, save
 

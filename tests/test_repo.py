@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from aivet import repo
+from aivet.analyzers import scan
 from aivet.cli import main as cli
 from aivet.errors import OfflineError, UsageError
 from aivet.evidence import Severity
 from aivet.report import ReportFormat, ReportOptions, render
-from aivet.analyzers import scan
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 C1 = "1" * 40

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import aivet
+from aivet.analyzers import safetensors as scan_st
+from aivet.analyzers.context import Context, ScanOptions
+from aivet.analyzers.source import Source
 from aivet.evidence import Finding, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats import safetensors as st
 from aivet.limits import Limits
-from aivet.analyzers import safetensors as scan_st
-from aivet.analyzers.context import Context, ScanOptions
-from aivet.analyzers.source import Source
 from tests.fixtures import safetensors_files as fx
 
 

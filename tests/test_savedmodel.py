@@ -10,13 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
-from aivet.evidence import Evidence, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.formats.protobuf import Message
 from aivet.analyzers import protobuf as protobuf_scan
 from aivet.analyzers import savedmodel
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
+from aivet.evidence import Evidence, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.formats.protobuf import Message
 from tests.fixtures import tf_files
 from tests.fixtures.tf_files import attr_func, attr_s, base_nodes, function, graph_def, node, saved_model
 

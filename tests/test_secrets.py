@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aivet.evidence import ArtifactStatus, Finding, Location, Severity
-from aivet.limits import DEFAULT_LIMITS
 from aivet.analyzers import secrets
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Finding, Location, Severity
+from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures.repo_files import fake_secrets
 
 S = fake_secrets()

@@ -13,10 +13,10 @@ import torch
 
 import aivet
 from aivet import rules
-from aivet.evidence import ArtifactStatus, Evidence, Finding, Severity
 from aivet.analyzers import torch as torch_scan
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Evidence, Finding, Severity
 from tests.fixtures import Sample, torch_files
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from aivet.evidence import Evidence, Finding, Location, Severity
     from aivet.analyzers import scan
+    from aivet.evidence import Evidence, Finding, Location, Severity
 
 __all__ = ["Evidence", "Finding", "Location", "Severity", "scan", "__version__"]
 

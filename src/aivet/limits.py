@@ -42,6 +42,7 @@ class Limits:
     max_json_bytes: int = 64 * MiB  # JSON parsed whole (tokenizer.json of large-vocabulary models is ~35 MiB)
     max_decoded_bytes: int = 1 * MiB  # a payload decoded from base64/hex/zlib in Python source
     max_decode_depth: int = 4  # decoded code that itself decodes code, analysed this many levels deep
+    max_fold_steps: int = 2_000_000  # constant-folding steps per Python source (de-obfuscation work)
     max_findings_per_file: int = 200  # after that, one finding says how many more were dropped
     # Repository walk
     max_files: int = 1_000_000
@@ -49,6 +50,10 @@ class Limits:
     # Ledger exports (untrusted files handed in for audit or import)
     max_ledger_line_bytes: int = 128 * MiB  # one entry of an export, body included
     max_ledger_problems: int = 100  # verify lists this many problems, then counts the rest
+    # Lineage (weight fingerprints sample a bounded number of values per tensor)
+    max_lineage_tensors: int = 4096  # tensors sampled per model; the fingerprint says when more were left out
+    # Model cards (README front matter is YAML: parsed with aliases refused, bounded in size and depth)
+    max_front_matter_bytes: int = 256 * KiB  # real cards with a model-index of eval results are < 100 KiB
 
 
 DEFAULT_LIMITS = Limits()

@@ -9,11 +9,11 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from aivet.analyzers.context import Context, ScanOptions
+from aivet.analyzers.engine import iter_files, scan_files
 from aivet.evidence import Evidence
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.repo import Target, resolve
-from aivet.analyzers.context import Context, ScanOptions
-from aivet.analyzers.engine import iter_files, scan_files
 
 __all__ = ["scan", "scan_targets", "ScanOptions"]
 

@@ -19,13 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from aivet.evidence import ArtifactStatus, Location, Severity
-from aivet.formats import FormatError
-from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.secrets import read_text, scan_text
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError
+from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
 
 _ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS)
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aivet.analyzers.source import Source
 from aivet.evidence import Artifact, ArtifactStatus, Finding, Location
 from aivet.limits import DEFAULT_LIMITS, Limits
-from aivet.analyzers.source import Source
 
 
 @dataclass

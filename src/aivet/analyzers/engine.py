@@ -8,14 +8,14 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from aivet import rules
+from aivet.analyzers.context import Context
+from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.sniff import HEAD_BYTES, Format, extension, is_model_extension, sniff
-from aivet.analyzers.context import Context
-from aivet.analyzers.source import Source
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def iter_files(top: Path, allowed_root: Path, ctx: Context) -> Iterator[tuple[Pa
             yield file_path, display
 
 
-def _no_open() -> object:
+def _no_open() -> BinaryIO:
     raise OSError("not readable")
 
 

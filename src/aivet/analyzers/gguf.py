@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from aivet.evidence import Severity
-from aivet.formats import gguf
-from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.safetensors import Reporter, inspect_region
 from aivet.analyzers.source import Source
 from aivet.analyzers.template import analyze_template
+from aivet.evidence import Severity
+from aivet.formats import gguf
+from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 FORMAT = "gguf"
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"

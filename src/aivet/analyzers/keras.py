@@ -22,12 +22,12 @@ from collections.abc import Callable
 from typing import IO, BinaryIO
 
 from aivet import rules
-from aivet.evidence import ArtifactStatus, Location, Severity
-from aivet.formats import FormatError
-from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 LAMBDA_LAYER = Rule(
     "KERAS-LAMBDA-LAYER",

@@ -15,12 +15,12 @@ import ast
 import struct
 from typing import Any, BinaryIO
 
-from aivet.evidence import ArtifactStatus, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.rules import ATLAS_EVADE, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.rules import ATLAS_EVADE, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 MAGIC = b"\x93NUMPY"
 FORMAT = "numpy"

@@ -23,12 +23,12 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from aivet.evidence import ArtifactStatus, Severity
-from aivet.formats.protobuf import LEN, VARINT, Message
-from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats.protobuf import LEN, VARINT, Message
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 EXTERNAL_DATA_ESCAPE = Rule(
     "ONNX-EXTERNAL-DATA-ESCAPE",

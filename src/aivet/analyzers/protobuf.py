@@ -11,13 +11,13 @@ a GraphDef has ``node`` (1), ``library`` (2) and ``versions`` (4) messages.
 from __future__ import annotations
 
 from aivet import rules
-from aivet.evidence import ArtifactStatus
-from aivet.formats import FormatError
-from aivet.formats.protobuf import LEN, VARINT, Message, open_message
 from aivet.analyzers import onnx, savedmodel
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus
+from aivet.formats import FormatError
+from aivet.formats.protobuf import LEN, VARINT, Message, open_message
 
 RULES = ()  # this module only dispatches; see aivet.analyzers.onnx and aivet.analyzers.savedmodel
 

@@ -16,13 +16,13 @@ import re
 from collections import Counter
 from typing import Any
 
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
 from aivet.evidence import Severity
 from aivet.formats import safetensors as st
 from aivet.formats.sniff import HEAD_BYTES, Format, sniff
 from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
-from aivet.analyzers.context import Context
-from aivet.analyzers.engine import Outcome
-from aivet.analyzers.source import Source
 
 FORMAT = "safetensors"
 

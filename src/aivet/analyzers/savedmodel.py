@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aivet import rules
-from aivet.evidence import ArtifactStatus, Severity
-from aivet.formats.protobuf import LEN, Message
-from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats.protobuf import LEN, Message
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 PYTHON_OP = Rule(
     "TF-PYTHON-OP",

@@ -24,11 +24,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from aivet.evidence import ArtifactStatus, Location, Severity
-from aivet.rules import ATLAS_CREDENTIALS, LIMIT_EXCEEDED, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.rules import ATLAS_CREDENTIALS, LIMIT_EXCEEDED, Rule
 
 _CWE_HARDCODED = ("CWE-798",)
 _CWE_CLEARTEXT = ("CWE-312",)

@@ -24,13 +24,13 @@ import re
 from collections.abc import Callable
 
 from aivet import rules
-from aivet.evidence import ArtifactStatus, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.archive import Entry, Members, ctx_loc
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 CUSTOM_OP = Rule(
     "TORCH-CUSTOM-OP",

@@ -35,10 +35,10 @@ BUG_URL = "https://github.com/aivet/aivet/issues"
 
 # Commands mounted as ``aivet NAME``: name -> (module, attribute). The attribute is a typer.Typer
 # (a group of sub-commands, e.g. ``aivet ledger ...``) or a plain command function (``aivet sign``).
-# Imported only when the command is used (or --help lists it). One line per command, e.g.
-#     "ledger": ("aivet.cli.ledger", "app"),
-#     "sign": ("aivet.cli.sign", "sign"),
+# Imported only when the command is used (or --help lists it). One line per command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "ledger": ("aivet.cli.ledger", "app"),
+    "lineage": ("aivet.cli.lineage", "app"),
     "sign": ("aivet.cli.sign", "sign"),
     "verify": ("aivet.cli.sign", "verify"),
 }
@@ -160,6 +160,12 @@ def scan(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Never show a progress bar.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Terminal report: the verdict line only; no "
                                                               "progress, no notes.")] = False,
+    record: Annotated[bool | None, typer.Option("--record/--no-record", help="Append the evidence to the ledger "
+                                                "(default: the settings file, see docs/ledger.md).",
+                                                show_default=False)] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", metavar="PATH_OR_URL",
+                                               help="Ledger to record in (SQLite path or postgresql:// URL).")]
+    = None,
 ) -> None:
     """Scan model repositories for malicious or unsafe content; nothing is loaded or executed."""
     from aivet import report
@@ -184,6 +190,7 @@ def scan(
     with ScanProgress(progress_wanted(quiet=quiet, no_progress=no_progress)) as bar:
         evidence = scan_paths(*targets, limits=limits, strict=strict, progress=bar.advance, on_start=bar.on_start)
 
+    _record_scan(evidence, record, ledger, quiet)
     threshold = Severity(fail_on.value)
     to_tty = output is None and _isatty(sys.stdout)
     options = report.ReportOptions(
@@ -207,6 +214,17 @@ def scan(
             if fmt is not ReportFormat.TERMINAL:
                 _err(report.printable(report.verdict(evidence, threshold)))
     raise typer.Exit(report.exit_code(evidence, threshold))
+
+
+def _record_scan(evidence: Any, option: bool | None, ledger: str | None, quiet: bool) -> None:
+    from aivet import recording
+
+    if not recording.wanted(option):
+        return
+    for entry in recording.record_scan(evidence, ledger=ledger):
+        if not quiet:
+            _err(f"Recorded as entry {entry.index} in {entry.ledger}"
+                 + (f" (model {entry.model_digest[:19]}…)" if entry.model_digest else ""))
 
 
 class RulesFormat(str, enum.Enum):

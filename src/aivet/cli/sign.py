@@ -26,6 +26,24 @@ _Signature = Annotated[
 _Workers = Annotated[int | None, typer.Option("--workers", help="Hashing threads (default: every CPU).")]
 _Json = Annotated[bool, typer.Option("--json", help="Print the signature record as JSON.")]
 _NoProgress = Annotated[bool, typer.Option("--no-progress", help="Never draw a progress bar.")]
+_Record = Annotated[bool | None, typer.Option("--record/--no-record", show_default=False,
+                                              help="Append the result to the ledger (default: the settings file).")]
+_Ledger = Annotated[str | None, typer.Option("--ledger", metavar="PATH_OR_URL",
+                                             help="Ledger to record in (SQLite path or postgresql:// URL).")]
+
+
+def _record(kind: str, model_dir: Path, record: Any, findings: tuple[Any, ...], option: bool | None,
+            ledger: str | None) -> None:
+    """Append a signature record (and any verification findings) to the ledger when recording is on."""
+    from aivet import recording
+    from aivet.evidence import Evidence, Subject
+
+    if not recording.wanted(option):
+        return
+    subject = Subject(id=record.subject, kind="directory", location=str(model_dir))
+    evidence = Evidence(subjects=(subject,), findings=findings, records=(record,))
+    entry = recording.record(evidence, kind=kind, model_dir=model_dir, ledger=ledger)
+    typer.echo(f"Recorded as entry {entry.index} in {entry.ledger}", err=True)
 
 
 class _Bytes:
@@ -128,6 +146,8 @@ def sign(
     workers: _Workers = None,
     as_json: _Json = False,
     no_progress: _NoProgress = False,
+    record: _Record = None,
+    ledger: _Ledger = None,
 ) -> None:
     """Sign MODEL_DIR in the OpenSSF Model Signing format (a Sigstore bundle, default MODEL_DIR/model.sig)."""
     from aivet.provenance import signing
@@ -161,6 +181,7 @@ def sign(
         )
     finally:
         bar.close()
+    _record("sign", model_dir, result.record, (), record, ledger)
     if as_json:
         typer.echo(json.dumps(result.record.to_dict(), indent=2))
         return
@@ -184,6 +205,8 @@ def verify(
     workers: _Workers = None,
     as_json: _Json = False,
     no_progress: _NoProgress = False,
+    record: _Record = None,
+    ledger: _Ledger = None,
 ) -> None:
     """Verify MODEL_DIR against its signature; exit 1 unless it is exactly what was signed."""
     from aivet.provenance import verify as v
@@ -206,6 +229,7 @@ def verify(
                                 progress=bar.advance, on_total=bar.total)
     finally:
         bar.close()
+    _record("verify", model_dir, result.record, tuple(result.findings), record, ledger)
     if as_json:
         out = {"record": result.record.to_dict(), "findings": [f.to_dict() for f in result.findings]}
         typer.echo(json.dumps(out, indent=2))

@@ -1,0 +1,23 @@
+"""Linking entries to models: the model digest of a directory.
+
+Entries name their model by the *manifest digest* of the OpenSSF model
+signing manifest (``sha256:<root digest>``, see :mod:`aivet.provenance`),
+so ``aivet sign``, ``aivet verify`` and ``aivet scan --record`` on the same
+files all land under one key, whoever computed it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["model_digest_of_directory"]
+
+
+def model_digest_of_directory(root: str | Path) -> str:
+    """``sha256:<manifest root digest>`` of the model directory ``root`` (hashes every file once)."""
+    from aivet.provenance.directory import ignore_list, manifest_of
+    from aivet.provenance.manifest import Serialization
+
+    path = Path(root)
+    serialization = Serialization(ignore_paths=ignore_list(path, None))
+    return "sha256:" + manifest_of(path, serialization).root_digest()
