@@ -42,7 +42,7 @@ class Limits:
     max_json_bytes: int = 64 * MiB  # JSON parsed whole (tokenizer.json of large-vocabulary models is ~35 MiB)
     max_decoded_bytes: int = 1 * MiB  # a payload decoded from base64/hex/zlib in Python source
     max_decode_depth: int = 4  # decoded code that itself decodes code, analysed this many levels deep
-    max_fold_steps: int = 2_000_000  # constant-folding steps per Python source (de-obfuscation work)
+    max_fold_steps: int = 1_000_000  # constant-folding steps per Python file and the code decoded from it
     max_findings_per_file: int = 200  # after that, one finding says how many more were dropped
     # Repository walk
     max_files: int = 1_000_000

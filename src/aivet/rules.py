@@ -145,6 +145,7 @@ RULE_MODULES = (
     "aivet.analyzers.template",
     "aivet.analyzers.secrets",
     "aivet.provenance.verify",
+    "aivet.provenance.bom",
 )
 
 

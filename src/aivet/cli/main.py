@@ -37,6 +37,7 @@ BUG_URL = "https://github.com/aivet/aivet/issues"
 # (a group of sub-commands, e.g. ``aivet ledger ...``) or a plain command function (``aivet sign``).
 # Imported only when the command is used (or --help lists it). One line per command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bom": ("aivet.cli.bom", "bom"),
     "ledger": ("aivet.cli.ledger", "app"),
     "lineage": ("aivet.cli.lineage", "app"),
     "sign": ("aivet.cli.sign", "sign"),

@@ -120,11 +120,16 @@ def _finding_lines(f: Finding, outer: str) -> Iterable[Text]:
     if where:
         yield Text(f"               at {where}", style="dim")
     # Key details only: what the message already says is not repeated.
-    shown = [(k, v) for k, v in f.details.items() if v not in (None, False, 0, "", ()) and not _said(v, f.message)]
+    shown = [(k, v) for k, v in f.details.items()
+             if v not in (None, False, 0, 1, "", ()) and k not in _BOOKKEEPING and not _said(v, f.message)]
     for key, value in shown[:MAX_DETAILS]:
         yield Text(f"               {printable(key)}: {_value(value)}", style="dim")
     if len(shown) > MAX_DETAILS:
         yield Text(f"               … {len(shown) - MAX_DETAILS} more details in --format json", style="dim")
+
+
+# Details that the severity or the message already convey; --format json keeps them.
+_BOOKKEEPING = frozenset({"classification", "internal", "format"})
 
 
 def _said(value: object, message: str) -> bool:
