@@ -58,10 +58,14 @@ def test_sign_scan_verify_are_recorded_under_one_model(model: Path, keys: tuple[
     code, _, err = aivet("verify", str(model), "--key", str(pub), "--no-progress", "--record", "--ledger", ledger)
     assert code == 0 and "Recorded as entry 2" in err
 
+    code, _, err = aivet("bom", str(model), "--no-progress", "--record", "--ledger", ledger,
+                         "-o", str(tmp_path / "bom.json"))
+    assert code == 0 and "Recorded as entry 3" in err
+
     code, out, _ = aivet("ledger", "model", str(model), "--ledger", ledger, "--json")
     assert code == 0
     listed = json.loads(out)
-    assert [e["kind"] for e in listed["entries"]] == ["sign", "scan", "verify"]
+    assert [e["kind"] for e in listed["entries"]] == ["sign", "scan", "verify", "bom"]
     code, out, _ = aivet("ledger", "verify", "--ledger", ledger)
     assert code == 0
 

@@ -46,6 +46,12 @@ def bom(
                                                          "(repeatable; see docs/cli.md).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Hashing threads (default: every CPU).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Never draw a progress bar.")] = False,
+    record: Annotated[bool | None, typer.Option("--record/--no-record", show_default=False,
+                                                help="Append the BOM's evidence to the ledger (default: the "
+                                                     "settings file).")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", metavar="PATH_OR_URL",
+                                               help="Ledger to record in (SQLite path or postgresql:// URL).")]
+    = None,
 ) -> None:
     """Write an AI bill of materials for MODEL_DIR: every file's SHA-256, the model card, license, lineage."""
     from aivet.cli.main import parse_limits
@@ -67,6 +73,11 @@ def bom(
     _write(output, result.text)
     if evidence is not None:
         _write(evidence, result.evidence.to_json() + "\n")
+    from aivet import recording
+
+    if recording.wanted(record):
+        entry = recording.record(result.evidence, kind="bom", model_dir=model_dir, ledger=ledger)
+        typer.echo(f"Recorded as entry {entry.index} in {entry.ledger}", err=True)
     if output is not None:
         typer.echo(f"wrote the {fmt.value} BOM of {len(result.inventory.files)} files to {output} "
                    f"({result.serial_number})", err=True)
