@@ -55,11 +55,11 @@ def bom(
 ) -> None:
     """Write an AI bill of materials for MODEL_DIR: every file's SHA-256, the model card, license, lineage."""
     from aivet.cli.main import parse_limits
-    from aivet.cli.sign import _Bytes  # the hashing progress bar of sign/verify (stderr, TTY only)
+    from aivet.cli.progress import ByteProgress
     from aivet.provenance.bom import BomFormat, build_bom
 
     limits = parse_limits(limit or [])
-    bar = _Bytes(not no_progress, "hashing")
+    bar = ByteProgress(not no_progress, "hashing")
     try:
         result = build_bom(model_dir, BomFormat(fmt.value), signature=signature, name=name, limits=limits,
                            workers=workers, progress=bar.advance, on_total=bar.total)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -97,27 +98,7 @@ class ScanProgress:
         with self._lock:
             if self._closed or self._progress is not None:
                 return
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]scanning"),
-                BarColumn(),
-                TextColumn("{task.fields[files]}"),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}", style="dim"),
-                console=self._console or Console(stderr=True),
-                transient=True,
-            )
+            self._progress = _bar("[bold]scanning", self._console, files=True, current=True)
             self._task = self._progress.add_task("scan", total=max(self._bytes, 1), files="", current="")
             self._progress.start()
             self._update()
@@ -132,3 +113,60 @@ class ScanProgress:
             current = "…" + current[-39:]
         self._progress.update(self._task, completed=self._done_bytes,
                               files=f"{self._done_files}/{self._files} files", current=current)
+
+
+def _bar(label: str, console: Console | None = None, *, files: bool = False, current: bool = False) -> Progress:
+    """The one progress bar style: label, bar, [files], bytes, bytes/s, time left, [current file]."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns: list[Any] = [TextColumn(label), BarColumn()]
+    if files:
+        columns.append(TextColumn("{task.fields[files]}"))
+    columns += [DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn()]
+    if current:
+        columns.append(TextColumn("{task.fields[current]}", style="dim"))
+    return Progress(*columns, console=console or Console(stderr=True), transient=True)
+
+
+class ByteProgress:
+    """Bytes and bytes/s for hashing (sign, verify, bom); safe to call from hashing threads."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = progress_wanted(quiet=False, no_progress=not enabled)
+        self.label = label
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._pending = 0
+        self._last = 0.0
+
+    def total(self, nbytes: int) -> None:
+        if not self.enabled:
+            return
+        self._progress = _bar(self.label)
+        self._progress.start()
+        self._task = self._progress.add_task(self.label, total=nbytes)
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is None or self._task is None:
+            return
+        with self._lock:  # batch updates: hashing threads call this for every few MiB
+            self._pending += nbytes
+            now = time.monotonic()
+            if now - self._last < 0.1:
+                return
+            self._last, pending, self._pending = now, self._pending, 0
+        self._progress.update(self._task, advance=pending)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from aivet.cli.progress import ByteProgress
 from aivet.errors import UsageError
 
 _ModelDir = Annotated[Path, typer.Argument(help="The model directory.", show_default=False)]
@@ -44,55 +42,6 @@ def _record(kind: str, model_dir: Path, record: Any, findings: tuple[Any, ...], 
     evidence = Evidence(subjects=(subject,), findings=findings, records=(record,))
     entry = recording.record(evidence, kind=kind, model_dir=model_dir, ledger=ledger)
     typer.echo(f"Recorded as entry {entry.index} in {entry.ledger}", err=True)
-
-
-class _Bytes:
-    """Thread-safe byte counter driving a rich progress bar (bytes and bytes/s) on stderr."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled and bool(getattr(sys.stderr, "isatty", lambda: False)()) and not os.environ.get("CI")
-        self.label = label
-        self._lock = threading.Lock()
-        self._progress: Any = None
-        self._task: Any = None
-        self._pending = 0
-        self._last = 0.0
-
-    def total(self, nbytes: int) -> None:
-        if not self.enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(self.label, total=nbytes)
-
-    def advance(self, nbytes: int) -> None:
-        if self._progress is None:
-            return
-        with self._lock:  # batch updates: hashing threads call this for every 4 MiB
-            self._pending += nbytes
-            now = time.monotonic()
-            if now - self._last < 0.1:
-                return
-            self._last, pending, self._pending = now, self._pending, 0
-        self._progress.update(self._task, advance=pending)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
 
 
 def _model_card(license_: str | None, authors: list[str] | None, base_model: str | None,
@@ -171,7 +120,7 @@ def sign(
         assert key is not None
         signer = signing.KeySigner(key, password)
     size = shard_size or (1_000_000_000 if sharded else None)
-    bar = _Bytes(not no_progress and not as_json, "hashing")
+    bar = ByteProgress(not no_progress and not as_json, "hashing")
     try:
         result = signing.sign_model(
             model_dir, signer, signature=signature, hash_type=hash_type, shard_size=size,
@@ -223,7 +172,7 @@ def verify(
     else:
         assert key is not None
         verifier = v.KeyVerifier(key)
-    bar = _Bytes(not no_progress and not as_json, "verifying")
+    bar = ByteProgress(not no_progress and not as_json, "verifying")
     try:
         result = v.verify_model(model_dir, verifier, signature=signature, only=only, workers=workers,
                                 progress=bar.advance, on_total=bar.total)
