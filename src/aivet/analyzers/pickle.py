@@ -14,6 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from aivet import rules
+from aivet.analyzers.allowlist import Classification, classify
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.pickle_vm import PickleVM, Result
+from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.rules import (
@@ -22,11 +27,6 @@ from aivet.rules import (
     ATLAS_UNSAFE_ARTIFACTS,
     Rule,
 )
-from aivet.analyzers.allowlist import Classification, classify
-from aivet.analyzers.context import Context
-from aivet.analyzers.engine import Outcome
-from aivet.analyzers.pickle_vm import PickleVM, Result
-from aivet.analyzers.source import Source
 
 DANGEROUS_GLOBAL = Rule(
     "PICKLE-DANGEROUS-GLOBAL",
