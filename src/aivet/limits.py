@@ -54,6 +54,8 @@ class Limits:
     max_lineage_tensors: int = 4096  # tensors sampled per model; the fingerprint says when more were left out
     # Model cards (README front matter is YAML: parsed with aliases refused, bounded in size and depth)
     max_front_matter_bytes: int = 256 * KiB  # real cards with a model-index of eval results are < 100 KiB
+    # License files (LICENSE, NOTICE, USE_POLICY.md): only this prefix is matched; real ones are < 64 KiB
+    max_license_file_bytes: int = 1 * MiB
 
 
 DEFAULT_LIMITS = Limits()

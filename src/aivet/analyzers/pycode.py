@@ -14,6 +14,8 @@ are one severity level higher than the same call inside a function.
 
 Ordinary ``transformers``-style modeling code (torch, math, logging,
 ``os.path.join``, warnings, typing) must stay silent at MEDIUM and above.
+Name resolution, constant folding and the bounded decoders live in
+:mod:`aivet.analyzers.pyfold`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ import ast
 import io
 import re
 import tokenize
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.pyfold import FoldBudget, Resolver, decode_blob, keyword_arg, looks_like_python, slow_codec
+from aivet.analyzers.secrets import redact_text, scan_text
+from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.rules import (
     ATLAS_EVADE,
@@ -35,10 +42,6 @@ from aivet.rules import (
     LIMIT_EXCEEDED,
     Rule,
 )
-from aivet.analyzers.context import Context
-from aivet.analyzers.engine import Outcome
-from aivet.analyzers.secrets import redact_text, scan_text
-from aivet.analyzers.source import Source
 
 _ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_MALICIOUS_PACKAGE)
 _WHY = " Remote code runs with the rights of whoever loads the model (trust_remote_code=True)."
@@ -195,6 +198,14 @@ class _Report:
     count: int = 0
     dropped: int = 0
     seen: set[tuple[str, int, str]] = field(default_factory=set)
+    fold_budget: FoldBudget | None = None  # shared by the file and the code decoded from it
+    partial: bool = False  # a bound stopped part of the analysis
+
+    def budget(self) -> FoldBudget:
+        """The folding budget of this file, made on first use."""
+        if self.fold_budget is None:
+            self.fold_budget = FoldBudget(self.ctx.limits.max_fold_steps)
+        return self.fold_budget
 
     def add(self, rule: Rule, line: int, message: str, *, severity: Severity | None = None, **details: Any) -> None:
         line_no = self.base_line or line
@@ -231,6 +242,8 @@ def analyze(source: Source, ctx: Context) -> Outcome:
     scan_text(text, ctx.location(source), ctx)
     report = _Report(source, ctx, 0, 0, "")
     analyze_python_text(text, report, truncated=truncated)
+    if report.partial:
+        status = ArtifactStatus.PARTIAL
     if report.dropped:
         ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source), f"{report.dropped} more findings not reported",
                                        limit="max_findings_per_file"))
@@ -257,6 +270,10 @@ def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
         ctx.add(OBFUSCATION.finding(ctx.location(source, line=1),
                                     f"source declares the unusual encoding {encoding!r}, a known way to hide "
                                     "code from readers", encoding=encoding))
+    if slow_codec(encoding):
+        ctx.add(ENCODING.finding(ctx.location(source), f"{encoding} is too slow to decode untrusted input; read as "
+                                 "UTF-8 with undecodable bytes replaced", encoding=encoding))
+        return data.decode("utf-8", "replace"), f"not decoded as {encoding}"
     try:
         return data.decode(encoding), ""
     except (UnicodeDecodeError, LookupError):
@@ -284,7 +301,7 @@ class _Checker:
     def __init__(self, tree: ast.Module, report: _Report) -> None:
         self.tree = tree
         self.report = report
-        self.resolver = Resolver(tree, report.ctx.limits.max_decoded_bytes)
+        self.resolver = Resolver(tree, report.ctx.limits.max_decoded_bytes, report.budget())
         self.module = _Scope("<module>", True)
         self.scopes: list[_Scope] = [self.module]
         self.credential_lines: set[int] = set()
@@ -375,6 +392,10 @@ class _Checker:
                 if self.resolver.qualname(node.iter) == "os.environ":
                     self._env_dump(node, scope)
         self._exfiltration()
+        if self.resolver.budget.exhausted:
+            self.report.partial = True
+            self.report.add(LIMIT_EXCEEDED, 1, f"constant folding stopped after {self.report.ctx.limits.max_fold_steps} "
+                            "steps; later expressions were not de-obfuscated", limit="max_fold_steps")
 
     # -- checks ---------------------------------------------------------------------------------
     def _sev(self, rule: Rule, scope: _Scope, base: Severity | None = None) -> Severity:
@@ -454,8 +475,7 @@ class _Checker:
             self._env_dump(node, scope)
         if name in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open") or name in _WRITE_CALLS:
             self._file_access(node, name, text, scope)
-        if _kw_is(node, "trust_remote_code", True) and name.rsplit(".", 1)[-1] in _REMOTE_LOADERS + (
-                "from_pretrained",):
+        if _kw_is(node, "trust_remote_code", True) and name.rsplit(".", 1)[-1] in _REMOTE_LOADERS:
             target = r.fold(node.args[0]) if node.args else None
             repo = target.text[:200] if target and target.text is not None else None
             self.report.add(NESTED_REMOTE_CODE, line,
@@ -497,10 +517,11 @@ class _Checker:
                     limit="max_decode_depth")
             return
         inner = _Report(rep.source, rep.ctx, rep.depth + 1, rep.base_line or line,
-                        f"{rep.via} / {via}" if rep.via else via, rep.count, 0, rep.seen)
+                        f"{rep.via} / {via}" if rep.via else via, rep.count, 0, rep.seen, rep.budget())
         analyze_python_text(code, inner)
         rep.count = inner.count
         rep.dropped += inner.dropped
+        rep.partial = rep.partial or inner.partial
 
     def _dynamic_callee(self, node: ast.Call, scope: _Scope) -> None:
         # getattr(x, <computed>)(...) where the name could not be resolved.
@@ -589,20 +610,20 @@ class _Checker:
         kind = "hex" if _HEX_BLOB.fullmatch(stripped) else "base64" if _BASE64_BLOB.fullmatch(stripped) else None
         if kind is None or " " in stripped[:200]:
             return
-        decoded = _decode_blob(stripped, kind, self.report.ctx.limits.max_decoded_bytes)
+        decoded = decode_blob(stripped, kind, self.report.ctx.limits.max_decoded_bytes)
         self.report.add(OBFUSCATION, line, f"{len(value)}-character {kind} string literal", encoding=kind,
                         length=len(value))
-        if decoded is not None and _looks_like_python(decoded):
+        if decoded is not None and looks_like_python(decoded):
             self._nested(decoded, line, f"{kind} literal")
 
     def _file_access(self, node: ast.Call, name: str, text: str, scope: _Scope) -> None:
         r = self.resolver
-        path_node: ast.expr | None = node.args[0] if node.args else _kw(node, "file") or _kw(node, "path")
+        path_node: ast.expr | None = node.args[0] if node.args else keyword_arg(node, "file") or keyword_arg(node, "path")
         if name.startswith("pathlib.Path.") and isinstance(node.func, ast.Attribute):
             path_node = node.func.value
         writing = name not in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open")
         if not writing:
-            mode_node = node.args[1] if len(node.args) > 1 else _kw(node, "mode") or _kw(node, "flags")
+            mode_node = node.args[1] if len(node.args) > 1 else keyword_arg(node, "mode") or keyword_arg(node, "flags")
             mode = r.fold(mode_node) if mode_node is not None else None
             if mode is not None and mode.text is not None:
                 writing = any(c in mode.text for c in "wax+")
@@ -649,15 +670,8 @@ def _is_main_guard(test: ast.expr) -> bool:
             and test.comparators[0].value == "__main__")
 
 
-def _kw(node: ast.Call, name: str) -> ast.expr | None:
-    for k in node.keywords:
-        if k.arg == name:
-            return k.value
-    return None
-
-
 def _kw_is(node: ast.Call, name: str, value: object) -> bool:
-    v = _kw(node, name)
+    v = keyword_arg(node, name)
     return isinstance(v, ast.Constant) and v.value is value
 
 
@@ -682,532 +696,6 @@ def _outside_repo(path: str) -> bool:
     p = path.replace("\\", "/")
     return (p.startswith(("/", "~")) or re.match(r"^[A-Za-z]:/", p) is not None or "/../" in f"/{p}/"
             or p.startswith("$HOME"))
-
-
-def _looks_like_python(text: str) -> bool:
-    if not text.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in text[:4096]):
-        return False
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return any(isinstance(n, (ast.Call, ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Name resolution and constant folding: what a call really is, what a string really says
-# ---------------------------------------------------------------------------------------------
-
-FoldValue = str | bytes | int | list[object]
-_MAX_FOLD_DEPTH = 40
-_MAX_LIST = 100_000
-_MAX_ASSIGNMENTS = 8  # assignments to one name tried when folding it
-_BUILTINS = frozenset({"exec", "eval", "compile", "execfile", "__import__", "open", "getattr", "setattr",
-                       "globals", "vars", "locals", "chr", "ord", "bytes", "bytearray", "str", "dict", "repr",
-                       "map", "input", "breakpoint", "memoryview"})
-_PATH_TYPES = frozenset({"pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePath",
-                         "pathlib.PurePosixPath"})
-_DECODERS = frozenset({
-    "base64.b64decode", "base64.standard_b64decode", "base64.urlsafe_b64decode", "base64.decodebytes",
-    "base64.decodestring", "base64.b32decode", "base64.b16decode", "base64.b85decode", "base64.a85decode",
-    "binascii.a2b_base64", "binascii.unhexlify", "binascii.a2b_hex", "bytes.fromhex", "builtins.bytes.fromhex",
-    "codecs.decode", "codecs.encode", "zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress",
-    "marshal.loads", "pickle.loads", "builtins.chr"})
-# Names a star import from these modules would bring in and that matter to the checks above.
-_STAR_INTERESTING = frozenset({"system", "popen", "run", "call", "Popen", "check_output", "check_call",
-                               "getoutput", "execv", "execve", "execl", "spawnv", "b64decode", "decompress",
-                               "loads", "urlopen", "import_module", "getenv", "environ", "remove", "rmtree"})
-
-
-@dataclass(frozen=True)
-class Folded:
-    """The constant value of an expression, and how it was obtained."""
-
-    value: FoldValue
-    obfuscated: bool = False  # went through a decoder (base64, hex, zlib, rot13, chr, reversal)
-    composed: bool = False  # assembled from pieces (concatenation, join, f-string)
-    steps: tuple[str, ...] = ()
-
-    @property
-    def text(self) -> str | None:
-        """The value as text (bytes decoded as UTF-8), or ``None`` when it is not text."""
-        if isinstance(self.value, str):
-            return self.value
-        if isinstance(self.value, bytes):
-            try:
-                return self.value.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        return None
-
-
-def _join(parts: list[Folded], value: FoldValue, step: str | None = None) -> Folded:
-    steps = tuple(s for p in parts for s in p.steps)
-    if step:
-        steps += (step,)
-    return Folded(value, any(p.obfuscated for p in parts) or step is not None,
-                  True if step is None else any(p.composed for p in parts), steps[-8:])
-
-
-class Resolver:
-    """Resolves names to dotted qualified names and folds constant expressions of one module.
-
-    Scoping is deliberately flat (one namespace for the whole file): a scanner
-    over-approximates, and remote code rarely rebinds ``os`` per function.
-    """
-
-    def __init__(self, tree: ast.Module, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.aliases: dict[str, str] = {}
-        self.assigned: dict[str, list[ast.expr]] = {}
-        self.defined: set[str] = set()
-        self.star: list[str] = []
-        self._qual_cache: dict[str, str | None] = {}
-        self._fold_cache: dict[str, Folded | None] = {}
-        self._resolving: set[str] = set()
-        self._folding: set[str] = set()
-        self._bound: set[str] = set()  # comprehension variables bound while folding (not cached)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.asname:
-                        self.aliases[a.asname] = a.name
-                    else:
-                        top = a.name.split(".")[0]
-                        self.aliases[top] = top
-            elif isinstance(node, ast.ImportFrom):
-                base = ("." * node.level) + (node.module or "")
-                for a in node.names:
-                    if a.name == "*":
-                        self.star.append(base)
-                    else:
-                        self.aliases[a.asname or a.name] = f"{base}.{a.name}" if node.module else f"{base}{a.name}"
-            elif isinstance(node, ast.Assign):
-                for t in node.targets:
-                    if isinstance(t, ast.Name):
-                        self.assigned.setdefault(t.id, []).append(node.value)
-            elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name) and node.value:
-                self.assigned.setdefault(node.target.id, []).append(node.value)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.defined.add(node.name)
-            elif isinstance(node, ast.arg):
-                self.defined.add(node.arg)
-        for values in self.assigned.values():
-            values.sort(key=lambda v: (getattr(v, "lineno", 0), getattr(v, "col_offset", 0)))
-
-    # -- qualified names ------------------------------------------------------------------------
-    def qualname(self, node: ast.AST | None, depth: int = 0) -> str | None:
-        """``sp.run`` -> ``subprocess.run`` after ``import subprocess as sp``; ``None`` if unknown."""
-        if node is None or depth > _MAX_FOLD_DEPTH:
-            return None
-        d = depth + 1
-        if isinstance(node, ast.Name):
-            return self._name(node.id, d)
-        if isinstance(node, ast.Attribute):
-            base = self.qualname(node.value, d)
-            if base is None:
-                return None
-            base = base.removesuffix(".__dict__")
-            return f"{base}.{node.attr}" if base != "<globals>" else self._name(node.attr, d)
-        if isinstance(node, ast.Call):
-            return self._call_result(node, d)
-        if isinstance(node, ast.Subscript):
-            base = self.qualname(node.value, d)
-            key = self.fold(node.slice, d)
-            if base is None or key is None or key.text is None:
-                return None
-            base = base.removesuffix(".__dict__")
-            if base == "sys.modules":
-                return key.text
-            if base == "<globals>":
-                return "builtins" if key.text == "__builtins__" else self._name(key.text, d)
-            return f"{base}.{key.text}"
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-            return "pathlib.Path" if self.qualname(node.left, d) in _PATH_TYPES else None
-        return None
-
-    def _name(self, name: str, depth: int) -> str | None:
-        if name in self.aliases:
-            return self.aliases[name]
-        if name in ("__builtins__", "builtins"):
-            return "builtins"
-        if name in self._qual_cache:
-            return self._qual_cache[name]
-        if name in self._resolving:  # x = f(x): a cycle, not a module
-            return None
-        self._resolving.add(name)
-        try:
-            found = self._name_uncached(name, depth)
-        finally:
-            self._resolving.discard(name)
-        self._qual_cache[name] = found
-        return found
-
-    def _name_uncached(self, name: str, depth: int) -> str | None:
-        for value in reversed(self.assigned.get(name, [])[-_MAX_ASSIGNMENTS:]):
-            if isinstance(value, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
-                found = self.qualname(value, depth + 1)
-                if found is not None:
-                    return found
-        if name in self.assigned or name in self.defined:
-            return None
-        if name in _BUILTINS:
-            return f"builtins.{name}"
-        for module in self.star:
-            if name in _STAR_INTERESTING and not module.startswith("."):
-                return f"{module}.{name}"
-        return None
-
-    def _call_result(self, node: ast.Call, depth: int) -> str | None:
-        """The qualified name of what a call returns, for the few calls that return modules or names."""
-        func = self.qualname(node.func, depth)
-        if func is None:
-            return None
-        if func in ("builtins.__import__", "importlib.import_module", "importlib.__import__") and node.args:
-            f = self.fold(node.args[0], depth)
-            return f.text if f is not None and f.text else None
-        if func == "builtins.getattr" and len(node.args) >= 2:
-            base = self.qualname(node.args[0], depth)
-            attr = self.fold(node.args[1], depth)
-            if base is None or attr is None or attr.text is None:
-                return None
-            return self._name(attr.text, depth) if base == "<globals>" else f"{base.removesuffix('.__dict__')}.{attr.text}"
-        if func in ("builtins.globals", "builtins.locals") or (func == "builtins.vars" and not node.args):
-            return "<globals>"
-        if func == "builtins.vars" and node.args:
-            return self.qualname(node.args[0], depth)
-        if func in _PATH_TYPES or func in ("pathlib.Path.home", "pathlib.Path.cwd", "pathlib.Path.expanduser",
-                                           "pathlib.Path.resolve"):
-            return "pathlib.Path"
-        return None
-
-    # -- constant folding -----------------------------------------------------------------------
-    def fold(self, node: ast.AST | None, depth: int = 0) -> Folded | None:
-        """The constant value of ``node`` if it can be computed without running anything."""
-        if node is None or depth > _MAX_FOLD_DEPTH:
-            return None
-        try:
-            result = self._fold(node, depth + 1)
-        except (ValueError, TypeError, OverflowError, LookupError, UnicodeError, MemoryError, RecursionError):
-            return None
-        if result is not None and isinstance(result.value, (str, bytes)) and len(result.value) > self.max_bytes:
-            return None
-        return result
-
-    def _fold(self, node: ast.AST, d: int) -> Folded | None:
-        if isinstance(node, ast.Constant):
-            v = node.value
-            return Folded(v) if isinstance(v, (str, bytes)) or (isinstance(v, int) and not isinstance(v, bool)) else None
-        if isinstance(node, ast.Name):
-            return self._fold_name(node.id, d)
-        if isinstance(node, ast.JoinedStr):
-            parts = [self.fold(v.value if isinstance(v, ast.FormattedValue) else v, d) for v in node.values]
-            if any(p is None or p.text is None for p in parts):
-                return None
-            ok = [p for p in parts if p is not None]
-            return _join(ok, "".join(str(p.text) for p in ok))
-        if isinstance(node, ast.BinOp):
-            return self._binop(node, d)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            inner = self.fold(node.operand, d)
-            return Folded(-inner.value) if inner is not None and isinstance(inner.value, int) else None
-        if isinstance(node, (ast.List, ast.Tuple)):
-            items = [self.fold(e, d) for e in node.elts[:_MAX_LIST]]
-            if any(i is None for i in items):
-                return None
-            ok = [i for i in items if i is not None]
-            return Folded([i.value for i in ok], any(i.obfuscated for i in ok), any(i.composed for i in ok))
-        if isinstance(node, ast.Subscript):
-            return self._subscript(node, d)
-        if isinstance(node, ast.Call):
-            return self._call(node, d)
-        if isinstance(node, (ast.GeneratorExp, ast.ListComp)):
-            return self._comprehension(node, d)
-        return None
-
-    def _fold_name(self, name: str, d: int) -> Folded | None:
-        # Memoised, and a name being folded is not folded again (x = x + 1), so that
-        # many reassignments cannot make folding exponential.
-        cacheable = name not in self._bound
-        if cacheable and name in self._fold_cache:
-            return self._fold_cache[name]
-        if name in self._folding:
-            return None
-        self._folding.add(name)
-        try:
-            found = None
-            for value in reversed(self.assigned.get(name, [])[-_MAX_ASSIGNMENTS:]):
-                found = self.fold(value, d)
-                if found is not None:
-                    break
-        finally:
-            self._folding.discard(name)
-        if cacheable:
-            self._fold_cache[name] = found
-        return found
-
-    def _binop(self, node: ast.BinOp, d: int) -> Folded | None:
-        if isinstance(node.op, ast.Div):  # pathlib: Path.home() / ".ssh" / "id_rsa"
-            left, right = self.fold(node.left, d), self.fold(node.right, d)
-            if left is not None and right is not None and left.text is not None and right.text is not None:
-                return _join([left, right], left.text.rstrip("/") + "/" + right.text)
-            return None
-        left, right = self.fold(node.left, d), self.fold(node.right, d)
-        if left is None or right is None:
-            return None
-        a, b = left.value, right.value
-        if isinstance(node.op, ast.Add) and type(a) is type(b) and isinstance(a, (str, bytes, list)):
-            return _join([left, right], a + b)  # type: ignore[operator]
-        if isinstance(node.op, ast.Mult) and isinstance(a, (str, bytes)) and isinstance(b, int):
-            if len(a) * max(b, 0) > self.max_bytes:
-                return None
-            return _join([left, right], a * b)
-        if isinstance(a, int) and isinstance(b, int) and abs(a) < 1 << 32 and abs(b) < 1 << 32:
-            ops = {ast.Add: a + b, ast.Sub: a - b, ast.BitXor: a ^ b, ast.Mult: a * b}
-            if type(node.op) in ops:
-                return Folded(ops[type(node.op)], left.obfuscated or right.obfuscated)
-        return None
-
-    def _subscript(self, node: ast.Subscript, d: int) -> Folded | None:
-        base = self.fold(node.value, d)
-        if base is None or not isinstance(base.value, (str, bytes, list)):
-            return None
-        sl = node.slice
-        if isinstance(sl, ast.Slice):
-            bounds = [self.fold(x, d) if x is not None else None for x in (sl.lower, sl.upper, sl.step)]
-            vals = [b.value if b is not None and isinstance(b.value, int) else None for b in bounds]
-            if any(x is not None and b is None for x, b in zip((sl.lower, sl.upper, sl.step), bounds, strict=True)):
-                return None
-            if vals[2] == 0:
-                return None
-            value = base.value[slice(vals[0], vals[1], vals[2])]
-            step = "reverse" if vals[2] is not None and vals[2] < 0 else None
-            return Folded(value, base.obfuscated or step is not None, base.composed,
-                          base.steps + ((step,) if step else ()))
-        index = self.fold(sl, d)
-        if index is not None and isinstance(index.value, int) and isinstance(base.value, list):
-            item = base.value[index.value]
-            return Folded(item, base.obfuscated, base.composed, base.steps) if isinstance(item, (str, bytes, int)) else None
-        return None
-
-    def _comprehension(self, node: ast.GeneratorExp | ast.ListComp, d: int) -> Folded | None:
-        # chr(c) for c in [...]  /  chr(c ^ k) for c in [...]: the classic character-code disguise.
-        if len(node.generators) != 1 or node.generators[0].ifs or not isinstance(node.generators[0].target, ast.Name):
-            return None
-        gen = node.generators[0]
-        seq = self.fold(gen.iter, d)
-        if seq is None or not isinstance(seq.value, (list, bytes, str)) or len(seq.value) > _MAX_LIST:
-            return None
-        var = gen.target.id if isinstance(gen.target, ast.Name) else ""
-        out: list[object] = []
-        saved = self.assigned.get(var)
-        self._bound.add(var)
-        try:
-            for item in seq.value:
-                self.assigned[var] = [ast.Constant(item)]  # type: ignore[arg-type]  # folded constants only
-                f = self.fold(node.elt, d)
-                if f is None:
-                    return None
-                out.append(f.value)
-        finally:
-            self._bound.discard(var)
-            if saved is None:
-                self.assigned.pop(var, None)
-            else:
-                self.assigned[var] = saved
-        steps = ("chr",) if any(isinstance(n, ast.Call) and self.qualname(n.func) == "builtins.chr"
-                                for n in ast.walk(node.elt)) else ()
-        return Folded(out, seq.obfuscated or bool(steps), seq.composed, seq.steps + steps)
-
-    def _call(self, node: ast.Call, d: int) -> Folded | None:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            method = self._method(func, node, d)
-            if method is not None:
-                return method
-        name = self.qualname(func, d)
-        if name is None:
-            return None
-        args = [self.fold(a, d) for a in node.args[:3]]
-        first = args[0] if args else None
-        if name == "builtins.chr" and first is not None and isinstance(first.value, int):
-            return Folded(chr(first.value), True, first.composed, first.steps + ("chr",))
-        if name in ("builtins.bytes", "builtins.bytearray") and first is not None:
-            if isinstance(first.value, list) and all(isinstance(x, int) for x in first.value):
-                return Folded(bytes(first.value), True, first.composed, first.steps + ("bytes",))  # type: ignore[arg-type]
-            if isinstance(first.value, str):
-                return Folded(first.value.encode("utf-8"), first.obfuscated, first.composed, first.steps)
-            return first if isinstance(first.value, bytes) else None
-        if name == "builtins.str" and first is not None and isinstance(first.value, str):
-            return first
-        if name == "builtins.str" and first is not None and isinstance(first.value, bytes) and len(args) > 1:
-            return Folded(first.value.decode("utf-8"), first.obfuscated, first.composed, first.steps)
-        if name == "builtins.map" and len(node.args) == 2 and self.qualname(node.args[0], d) == "builtins.chr":
-            seq = self.fold(node.args[1], d)
-            if seq is not None and isinstance(seq.value, (list, bytes)) and all(isinstance(x, int) for x in seq.value):
-                return Folded([chr(x) for x in seq.value if isinstance(x, int)], True, seq.composed, seq.steps + ("chr",))
-            return None
-        if name in ("builtins.list", "builtins.tuple", "builtins.reversed") and first is not None:
-            if isinstance(first.value, (list, str, bytes)):
-                items = list(first.value)
-                if name == "builtins.reversed":
-                    return Folded(items[::-1], True, first.composed, first.steps + ("reverse",))
-                return Folded(items, first.obfuscated, first.composed, first.steps)
-            return None
-        if name in ("os.path.expanduser", "os.path.expandvars", "os.path.abspath", "os.path.normpath") and first:
-            return first
-        if name == "os.path.join" and args and all(a is not None and a.text is not None for a in args):
-            ok = [a for a in args if a is not None]
-            return _join(ok, "/".join(str(a.text).rstrip("/") for a in ok))
-        if name in ("pathlib.Path.home", "os.path.expanduser") and not node.args:
-            return Folded("~")
-        if name in _PATH_TYPES:
-            if not node.args:
-                return Folded(".")
-            return first
-        if name in _DECODERS and first is not None:
-            return self._decode(name, first, args[1:], node, d)
-        return None
-
-    def _method(self, func: ast.Attribute, node: ast.Call, d: int) -> Folded | None:
-        if self.qualname(func.value, d) == "pathlib.Path" and func.attr in ("home",):
-            return Folded("~")
-        base = self.fold(func.value, d)
-        if base is None:
-            return None
-        args = [self.fold(a, d) for a in node.args[:3]]
-        v = base.value
-        m = func.attr
-        if m == "join" and isinstance(v, (str, bytes)) and len(args) == 1 and args[0] is not None:
-            items = args[0].value
-            if isinstance(items, list) and all(type(x) is type(v) for x in items):
-                return _join([base, args[0]], v.join(items))  # type: ignore[arg-type]
-            return None
-        if m in ("decode", "encode") and isinstance(v, (str, bytes)):
-            enc = args[0].text if args and args[0] is not None and args[0].text else "utf-8"
-            if enc.lower().replace("-", "_") in ("rot13", "rot_13", "hex", "base64", "zlib", "bz2"):
-                return self._decode("codecs.decode", base, [args[0]] if args else [], node, d)
-            if m == "decode" and isinstance(v, bytes):
-                return Folded(v.decode(enc, "replace"), base.obfuscated, base.composed, base.steps)
-            if m == "encode" and isinstance(v, str):
-                return Folded(v.encode(enc, "replace"), base.obfuscated, base.composed, base.steps)
-            return None
-        if m == "replace" and isinstance(v, (str, bytes)) and len(args) >= 2 and args[0] is not None and args[1] is not None:
-            old, new = args[0].value, args[1].value
-            if type(old) is type(v) and type(new) is type(v):
-                return _join([base], v.replace(old, new))  # type: ignore[arg-type]
-            return None
-        if m in ("lower", "upper", "strip", "lstrip", "rstrip", "swapcase") and isinstance(v, str) and not node.args:
-            return Folded(getattr(v, m)(), base.obfuscated, base.composed, base.steps)
-        if m == "fromhex" and isinstance(func.value, ast.Name) and func.value.id in ("bytes", "bytearray"):
-            return None  # handled as bytes.fromhex below (base folded to nothing)
-        return None
-
-    def _decode(self, name: str, data: Folded, rest: list[Folded | None], node: ast.Call, d: int) -> Folded | None:
-        import base64
-        import binascii
-        import codecs
-
-        v = data.value
-        step = name.rsplit(".", 1)[-1]
-        if name == "codecs.decode" or name == "codecs.encode":
-            enc = rest[0].text if rest and rest[0] is not None and rest[0].text else None
-            if enc is None:
-                enc_node = _kw(node, "encoding")
-                enc_f = self.fold(enc_node, d) if enc_node is not None else None
-                enc = enc_f.text if enc_f is not None else None
-            if enc is None:
-                return None
-            key = enc.lower().replace("-", "_")
-            if key in ("rot13", "rot_13") and isinstance(v, str):
-                out: FoldValue = codecs.decode(v, "rot13")
-            elif key in ("hex", "hex_codec") and isinstance(v, (str, bytes)):
-                out = binascii.unhexlify(v)
-            elif key in ("base64", "base64_codec", "base_64") and isinstance(v, (str, bytes)):
-                out = base64.b64decode(v)
-            elif key in ("zlib", "zlib_codec") and isinstance(v, bytes):
-                out = _bounded_zlib(v, self.max_bytes)
-            else:
-                return None
-            step = key
-        elif name in ("zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress") and isinstance(v, bytes):
-            out = _bounded_decompress(name.split(".")[0], v, self.max_bytes)
-        elif name in ("binascii.unhexlify", "binascii.a2b_hex", "bytes.fromhex", "builtins.bytes.fromhex") and isinstance(v, (str, bytes)):
-            out = bytes.fromhex(v) if isinstance(v, str) else binascii.unhexlify(v)
-        elif name.startswith("base64.") or name == "binascii.a2b_base64":
-            if not isinstance(v, (str, bytes)):
-                return None
-            decoders: dict[str, Callable[[str | bytes], bytes]] = {
-                "b32decode": base64.b32decode, "b16decode": base64.b16decode, "b85decode": base64.b85decode,
-                "a85decode": base64.a85decode, "urlsafe_b64decode": base64.urlsafe_b64decode}
-            fn = decoders.get(step)
-            out = fn(v) if fn is not None else base64.b64decode(v)
-        else:
-            return None
-        return Folded(out, True, data.composed, data.steps + (step,))
-
-    def decoders_in(self, node: ast.AST) -> list[str]:
-        """Decoding calls anywhere inside ``node`` (bounded walk), e.g. ``['base64.b64decode']``."""
-        found: list[str] = []
-        for i, n in enumerate(ast.walk(node)):
-            if i > 2000:
-                break
-            if isinstance(n, ast.Call):
-                q = self.qualname(n.func)
-                if q in _DECODERS and q not in found:
-                    found.append(q)
-                elif isinstance(n.func, ast.Attribute) and n.func.attr == "fromhex" and "bytes.fromhex" not in found:
-                    found.append("bytes.fromhex")
-        return found
-
-
-def _bounded_decompress(kind: str, data: bytes, limit: int) -> bytes:
-    import bz2
-    import lzma
-    import zlib
-
-    if kind == "zlib":
-        return _bounded_zlib(data, limit)
-    if kind == "gzip":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(data, limit + 1)
-    elif kind == "bz2":
-        out = bz2.BZ2Decompressor().decompress(data, limit + 1)
-    else:
-        out = lzma.LZMADecompressor().decompress(data, limit + 1)
-    if len(out) > limit:
-        raise ValueError("decompressed payload over the limit")
-    return out
-
-
-def _bounded_zlib(data: bytes, limit: int) -> bytes:
-    import zlib
-
-    out = zlib.decompressobj().decompress(data, limit + 1)
-    if len(out) > limit:
-        raise ValueError("decompressed payload over the limit")
-    return out
-
-
-def _decode_blob(text: str, kind: str, limit: int) -> str | None:
-    """Decode a long hex/base64 literal (and a zlib layer inside it) to text, if it is text."""
-    import base64
-    import binascii
-    import zlib
-
-    compact = "".join(text.split())
-    try:
-        raw = bytes.fromhex(compact) if kind == "hex" else base64.b64decode(compact + "=" * (-len(compact) % 4))
-        if raw[:1] == b"\x78":
-            try:
-                raw = _bounded_zlib(raw, limit)
-            except (zlib.error, ValueError):
-                pass
-        return raw[:limit].decode("utf-8")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
 
 
 def _short_repr(value: object) -> str:

@@ -10,7 +10,8 @@ every conversation without any code: an instruction injected into each prompt,
 or a branch that changes behaviour when a trigger word appears.
 
 ``jinja2.Environment.parse`` only lexes and parses; nothing here compiles or
-renders the untrusted text.
+renders the untrusted text. Names that payloads assemble from pieces are rebuilt
+by :mod:`aivet.analyzers.template_fold`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import jinja2.ext
 from jinja2 import nodes
 
 from aivet import rules as engine_rules
-from aivet.evidence import ArtifactStatus, Location, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.rules import ATLAS_EVADE, ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
+from aivet.analyzers.template_fold import TemplateResolver
+from aivet.evidence import ArtifactStatus, Location, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.rules import ATLAS_EVADE, ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 FORMAT = "jinja"
 
@@ -134,7 +136,6 @@ RULES = (SANDBOX_ESCAPE, SSTI_GADGET, DANGEROUS_NAME, DUNDER_STRING, INCLUDE, UN
          HIDDEN_INSTRUCTION, CONDITIONAL_TRIGGER, EMBEDDED_URL)
 
 LARGE_TEMPLATE_CHARS = 100_000  # the largest real tool-calling templates are ~30 KB
-MAX_RESOLVED_CHARS = 4096  # constant strings assembled while resolving obfuscation
 MAX_FINDINGS_PER_RULE = 20
 EXCERPT = 200
 
@@ -357,126 +358,9 @@ class _TreeCheck:
             if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
                 self.assignments.setdefault(node.target.name, node.node)
         self.content_names = self._content_names()
-        self.memo: dict[int, Any] = {}
-        self.resolving: set[int] = set()
+        self.resolver = TemplateResolver(self.assignments)
         self.escaped: set[str] = set()  # names already reported as sandbox escapes
         self.strings_seen: set[str] = set()
-
-    # -- constant folding: how obfuscated names are rebuilt -------------------------------------
-    def resolve(self, node: nodes.Node | None, depth: int = 0) -> Any:
-        """The constant value of an expression (str, int, list) when it can be known, else ``None``."""
-        if node is None or depth > 60:
-            return None
-        key = id(node)
-        if key in self.memo:
-            return self.memo[key]
-        if key in self.resolving:
-            return None
-        self.resolving.add(key)
-        try:
-            value = self._resolve(node, depth + 1)
-        finally:
-            self.resolving.discard(key)
-        if isinstance(value, str) and len(value) > MAX_RESOLVED_CHARS:
-            value = None
-        if isinstance(value, list) and len(value) > MAX_RESOLVED_CHARS:
-            value = None
-        self.memo[key] = value
-        return value
-
-    def _resolve(self, node: nodes.Node, depth: int) -> Any:
-        if isinstance(node, nodes.Const):
-            v = node.value
-            return v if isinstance(v, (str, int)) and not isinstance(v, bool) else None
-        if isinstance(node, nodes.Name) and node.ctx == "load":
-            target = self.assignments.get(node.name)
-            return self.resolve(target, depth) if target is not None else None
-        if isinstance(node, (nodes.List, nodes.Tuple)):
-            items = [self.resolve(i, depth) for i in node.items]
-            return None if any(i is None for i in items) else items
-        if isinstance(node, nodes.Concat):
-            parts = [self.resolve(n, depth) for n in node.nodes]
-            return None if any(p is None for p in parts) else _join([str(p) for p in parts], "")
-        if isinstance(node, nodes.Add):
-            a, b = self.resolve(node.left, depth), self.resolve(node.right, depth)
-            if isinstance(a, str) and isinstance(b, str):
-                return a + b
-            return None
-        if isinstance(node, nodes.Mul):
-            a, b = self.resolve(node.left, depth), self.resolve(node.right, depth)
-            if isinstance(a, str) and isinstance(b, int) and 0 <= b and len(a) * b <= MAX_RESOLVED_CHARS:
-                return a * b
-            return None
-        if isinstance(node, nodes.Mod):
-            return _printf(self.resolve(node.left, depth), self.resolve(node.right, depth))
-        if isinstance(node, nodes.Getitem):
-            return self._resolve_getitem(node, depth)
-        if isinstance(node, nodes.Filter):
-            return self._resolve_filter(node, depth)
-        if isinstance(node, nodes.Call):
-            return self._resolve_call(node, depth)
-        return None
-
-    def _resolve_getitem(self, node: nodes.Getitem, depth: int) -> Any:
-        base = self.resolve(node.node, depth)
-        if not isinstance(base, (str, list)):
-            return None
-        if isinstance(node.arg, nodes.Slice):
-            bounds = [self.resolve(p, depth) if p is not None else None
-                      for p in (node.arg.start, node.arg.stop, node.arg.step)]
-            if any(b is not None and not isinstance(b, int) for b in bounds) or bounds[2] == 0:
-                return None
-            return base[slice(*bounds)]
-        index = self.resolve(node.arg, depth)
-        if isinstance(index, int) and -len(base) <= index < len(base):
-            return base[index]
-        return None
-
-    def _resolve_filter(self, node: nodes.Filter, depth: int) -> Any:
-        base = self.resolve(node.node, depth)
-        args = [self.resolve(a, depth) for a in node.args]
-        name = node.name
-        if name == "join" and isinstance(base, list):
-            sep = args[0] if args and isinstance(args[0], str) else ""
-            return _join([str(b) for b in base], sep)
-        if name == "join" and isinstance(base, dict):
-            return _join(list(base), "")
-        if name == "format" and isinstance(base, str):
-            return _printf(base, args)
-        if name in ("list", "reverse") and isinstance(base, (str, list)):
-            return list(base) if name == "list" else base[::-1]
-        if name in ("first", "last") and isinstance(base, (str, list)) and base:
-            return base[0] if name == "first" else base[-1]
-        if name in ("lower", "upper", "trim", "string", "title", "capitalize") and isinstance(base, (str, int)):
-            text = str(base)
-            return {"lower": text.lower, "upper": text.upper, "trim": text.strip, "string": lambda: text,
-                    "title": text.title, "capitalize": text.capitalize}[name]()
-        if name == "replace" and isinstance(base, str) and len(args) >= 2 \
-                and isinstance(args[0], str) and isinstance(args[1], str) and args[0]:
-            if len(base) * max(1, len(args[1])) <= MAX_RESOLVED_CHARS:
-                return base.replace(args[0], args[1])
-        return None
-
-    def _resolve_call(self, node: nodes.Call, depth: int) -> Any:
-        func = node.node
-        if isinstance(func, nodes.Name) and func.name == "dict" and not node.args:
-            return {kw.key: 1 for kw in node.kwargs}  # dict(__cla=1, ss__=1)|join
-        if not isinstance(func, nodes.Getattr):
-            return None
-        base = self.resolve(func.node, depth)
-        args = [self.resolve(a, depth) for a in node.args]
-        if not isinstance(base, str):
-            return None
-        if func.attr in ("lower", "upper", "strip", "title", "capitalize", "casefold") and not args:
-            return str(getattr(base, func.attr)())
-        if func.attr == "join" and len(args) == 1 and isinstance(args[0], list):
-            return _join([str(a) for a in args[0]], base)
-        if func.attr == "format":
-            return _brace_format(base, args)
-        if func.attr == "replace" and len(args) == 2 and all(isinstance(a, str) for a in args) and args[0]:
-            if len(base) * max(1, len(args[1])) <= MAX_RESOLVED_CHARS:
-                return base.replace(args[0], args[1])
-        return None
 
     # -- message-content taint, for trigger detection -------------------------------------------
     def _content_names(self) -> set[str]:
@@ -517,7 +401,7 @@ class _TreeCheck:
             if isinstance(node, nodes.Getattr):
                 self._check_attribute(node.attr, line, "attribute", direct=True)
             elif isinstance(node, nodes.Getitem):
-                key = self.resolve(node.arg)
+                key = self.resolver.resolve(node.arg)
                 if isinstance(key, str):
                     self._check_attribute(key, line, "item", direct=False)
             elif isinstance(node, (nodes.Filter, nodes.Test, nodes.Call)):
@@ -525,7 +409,7 @@ class _TreeCheck:
             elif isinstance(node, nodes.Name) and node.ctx == "load":
                 self._check_name(node, line)
             elif isinstance(node, (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-                target = self.resolve(node.template)
+                target = self.resolver.resolve(node.template)
                 tag = {nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "from",
                        nodes.Extends: "extends"}[type(node)]
                 sink_text = f"{{% {tag} %}} loads another template" + (f" ({str(target)[:EXCERPT]!r})" if target else "")
@@ -554,7 +438,7 @@ class _TreeCheck:
 
     def _check_call(self, node: nodes.Filter | nodes.Test | nodes.Call, line: int | None) -> None:
         keywords = [k for k in node.kwargs if isinstance(k, nodes.Keyword)]
-        values = [self.resolve(a) for a in node.args] + [self.resolve(k.value) for k in keywords]
+        values = [self.resolver.resolve(a) for a in node.args] + [self.resolver.resolve(k.value) for k in keywords]
         keys = [str(k.key) for k in keywords]
         for key in keys:
             if _is_dunder(key):
@@ -574,7 +458,7 @@ class _TreeCheck:
                               key=f"{value}:{line}", name=value)
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr == "format" \
                 or isinstance(node, nodes.Filter) and node.name == "format":
-            fmt = self.resolve(node.node.node if isinstance(node, nodes.Call) and isinstance(
+            fmt = self.resolver.resolve(node.node.node if isinstance(node, nodes.Call) and isinstance(
                 node.node, nodes.Getattr) else node.node)
             if isinstance(fmt, str) and re.search(r"\{[^{}]*(\.|\[)_", fmt):
                 self.sink.add(SANDBOX_ESCAPE, f"format string reaches for private attributes: {fmt[:EXCERPT]!r}",
@@ -601,13 +485,13 @@ class _TreeCheck:
             self.sink.add(DANGEROUS_NAME, f"template refers to {name!r}", line, key=f"{name}:{line}", name=name)
 
     def _check_string(self, node: nodes.Node, line: int | None) -> None:
-        value = self.resolve(node)
+        value = self.resolver.resolve(node)
         if not isinstance(value, str) or not value or value in self.strings_seen:
             return  # one search per distinct string: a variable used 10^4 times is searched once
         self.strings_seen.add(value)
         # Report each assembled string once, at the outermost expression that builds it.
         parent = self.parents.get(id(node))
-        if isinstance(parent, nodes.Expr) and isinstance(self.resolve(parent), str):
+        if isinstance(parent, nodes.Expr) and isinstance(self.resolver.resolve(parent), str):
             return
         m = _DUNDER_TEXT.search(value)
         if m and value not in self.escaped:
@@ -636,12 +520,12 @@ class _TreeCheck:
                 for operand in node.ops:
                     right = operand.expr
                     if operand.op in ("in", "notin"):
-                        phrase = self.resolve(left)
+                        phrase = self.resolver.resolve(left)
                         if isinstance(phrase, str) and _trigger_like(phrase) and self.is_content(right):
                             yield phrase, "contains"
                     elif operand.op in ("eq", "ne"):
                         for a, b in ((left, right), (right, left)):
-                            phrase = self.resolve(a)
+                            phrase = self.resolver.resolve(a)
                             if isinstance(phrase, str) and _trigger_like(phrase) and self.is_content(b):
                                 yield phrase, "equals"
                     left = right
@@ -649,7 +533,7 @@ class _TreeCheck:
                     and node.node.attr in ("startswith", "endswith", "find", "count", "index", "__contains__") \
                     and self.is_content(node.node.node):
                 for arg in node.args:
-                    phrase = self.resolve(arg)
+                    phrase = self.resolver.resolve(arg)
                     if isinstance(phrase, str) and _trigger_like(phrase):
                         yield phrase, f"{node.node.attr}()"
 
@@ -679,74 +563,3 @@ def _branch_text(node: nodes.Node) -> str:
             parts.append(child.value)
         stack.extend(reversed(list(child.iter_child_nodes())))
     return " ".join(" ".join(parts).split())[:EXCERPT]
-
-
-def _join(parts: list[str], sep: str) -> str | None:
-    """``sep.join(parts)``, or ``None`` when the result would pass MAX_RESOLVED_CHARS (checked first)."""
-    if sum(len(p) for p in parts) + len(sep) * len(parts) > MAX_RESOLVED_CHARS:
-        return None
-    return sep.join(parts)
-
-
-def _printf(fmt: Any, args: Any) -> str | None:
-    """``fmt % args`` for %s, %c, %d and %% only: no widths, so no attacker-sized padding."""
-    if not isinstance(fmt, str):
-        return None
-    values = list(args) if isinstance(args, list) else [args]
-    out: list[str] = []
-    i = 0
-    while i < len(fmt):
-        ch = fmt[i]
-        if ch != "%":
-            out.append(ch)
-            i += 1
-            continue
-        spec = fmt[i + 1:i + 2]
-        i += 2
-        if spec == "%":
-            out.append("%")
-            continue
-        if spec not in ("s", "c", "d") or not values:
-            return None
-        value = values.pop(0)
-        if spec == "c":
-            if isinstance(value, int) and 0 <= value < 0x110000:
-                out.append(chr(value))
-            elif isinstance(value, str) and len(value) == 1:
-                out.append(value)
-            else:
-                return None
-        elif spec == "d" and not isinstance(value, int):
-            return None
-        else:
-            out.append(str(value))
-        if sum(len(o) for o in out) > MAX_RESOLVED_CHARS:
-            return None
-    return "".join(out)
-
-
-def _brace_format(fmt: str, args: list[Any]) -> str | None:
-    """``fmt.format(*args)`` for plain ``{}`` / ``{0}`` fields only."""
-    if any(a is None for a in args):
-        return None
-    auto = 0
-
-    def field(m: re.Match[str]) -> str:
-        nonlocal auto
-        index = m.group(1)
-        if index == "":
-            index_value, auto = auto, auto + 1
-        else:
-            index_value = int(index)
-        if index_value >= len(args):
-            raise IndexError
-        return str(args[index_value])
-
-    try:
-        text = re.sub(r"\{(\d*)\}", field, fmt)
-    except (IndexError, ValueError):
-        return None
-    if re.search(r"\{[^}]*\}", text.replace("{{", "").replace("}}", "")):
-        return None
-    text = text.replace("{{", "{").replace("}}", "}")
-    return text if len(text) <= MAX_RESOLVED_CHARS else None

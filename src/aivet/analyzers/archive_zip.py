@@ -1,0 +1,308 @@
+"""Zip archives: bounded central directory, structural checks, then members by kind.
+
+The central directory is bounded before :mod:`zipfile` reads it; local headers are
+compared with it and bytes that belong to no member are reported and analysed. What
+the members are then decides who reads them: :mod:`aivet.analyzers.torch` for
+PyTorch and TorchScript archives, :mod:`aivet.analyzers.keras` for Keras v3 files,
+:meth:`Context.analyze` for each member of anything else.
+"""
+
+from __future__ import annotations
+
+import copy
+import lzma
+import struct
+import zipfile
+import zlib
+from typing import IO, BinaryIO
+
+from aivet import rules
+from aivet.analyzers.archive import (
+    BOMB,
+    ENCRYPTED,
+    HEADER_MISMATCH,
+    LINK_MEMBER,
+    RATIO_FLOOR,
+    UNSUPPORTED_METHOD,
+    Budget,
+    Entry,
+    MembersBase,
+    ZipKind,
+    check_names,
+    classify_zip,
+    ctx_loc,
+    outermost_budget,
+    report_gap,
+    too_deep,
+    unsafe_name,
+)
+from aivet.analyzers.context import Context
+from aivet.analyzers.engine import Outcome
+from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus
+from aivet.formats import FormatError, LimitExceeded
+
+# zipfile can decompress these: stored, deflate, bzip2, lzma.
+_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+_MIN_CD_ENTRY = 46  # fixed part of a central directory entry
+
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_EOCD64_LOCATOR = struct.Struct("<4sLQL")
+_LOCAL = struct.Struct("<4s5H3L2H")
+
+
+def _precheck_zip(fh: BinaryIO, size: int, ctx: Context) -> int:
+    """Bound the central directory before zipfile reads it all into memory.
+
+    Returns the offset just past the end-of-central-directory record and its comment.
+    """
+    tail_len = min(size, 65536 + _EOCD.size)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + _EOCD.size > len(tail):
+        raise FormatError("no end of central directory record (truncated or not a zip)", size)
+    eocd_at = size - tail_len + pos
+    _, _, _, _, total, cd_size, _, comment_len = _EOCD.unpack_from(tail, pos)
+    # zipfile takes the counts from a zip64 end record wherever one sits just before the
+    # locator, whatever the classic record says: so must the bound, or it is a bypass.
+    zip64 = _zip64_counts(fh, eocd_at)
+    if zip64 is not None:
+        total, cd_size = zip64
+    if total > ctx.limits.max_archive_members:
+        raise LimitExceeded("max_archive_members", f"zip declares {total} members", eocd_at)
+    if cd_size > _MIN_CD_ENTRY * ctx.limits.max_archive_members + ctx.limits.max_header_bytes:
+        raise LimitExceeded("max_header_bytes", f"zip central directory of {cd_size} bytes", eocd_at)
+    return eocd_at + _EOCD.size + int(comment_len)
+
+
+def _zip64_counts(fh: BinaryIO, eocd_at: int) -> tuple[int, int] | None:
+    """Members and central directory size from the zip64 end record zipfile would use, if there is one."""
+    start = eocd_at - _EOCD64_LOCATOR.size - _EOCD64.size
+    if start < 0:
+        return None
+    fh.seek(start)
+    data = fh.read(_EOCD64.size + _EOCD64_LOCATOR.size)
+    if len(data) < _EOCD64.size + _EOCD64_LOCATOR.size or data[:4] != b"PK\x06\x06" \
+            or data[_EOCD64.size:_EOCD64.size + 4] != b"PK\x06\x07":
+        return None
+    fields = _EOCD64.unpack_from(data)
+    return int(fields[7]), int(fields[8])
+
+
+def _open_zip(fh: BinaryIO) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error, OverflowError,
+            UnicodeDecodeError, NotImplementedError, KeyError, IndexError) as exc:
+        raise FormatError(f"not a readable zip: {exc}") from exc
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "surrogateescape")
+
+
+def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> dict[int, str]:
+    """Compare local headers with the central directory and report bytes that belong to no member.
+
+    Returns the local header names that differ from the central directory, by header offset.
+    """
+    mismatched: dict[int, str] = {}
+    spans: list[tuple[int, int, str]] = []
+    infos = zf.infolist()
+    for info in infos:
+        if not 0 <= info.header_offset < source.size:
+            raise FormatError(f"member {info.filename!r} points outside the file (offset {info.header_offset})")
+        fh.seek(info.header_offset)
+        head = fh.read(_LOCAL.size)
+        if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
+            ctx.add(HEADER_MISMATCH.finding(ctx.location(source, offset=info.header_offset),
+                                            f"member {info.filename!r}: no local file header where the "
+                                            "central directory points", member=info.filename))
+            continue
+        _, _, lflags, lmethod, _, _, _, lcsize, lusize, nlen, elen = _LOCAL.unpack(head)
+        lname = fh.read(nlen)
+        problems = []
+        if lname != _raw_name(info):
+            problems.append(f"local name {lname.decode('utf-8', 'backslashreplace')!r}")
+            try:
+                mismatched[info.header_offset] = lname.decode("utf-8" if lflags & 0x800 else "cp437")
+            except UnicodeDecodeError:
+                pass
+        if lmethod != info.compress_type:
+            problems.append(f"local method {lmethod} vs {info.compress_type}")
+        if not lflags & 0x8 and lcsize != 0xFFFFFFFF and lusize != 0xFFFFFFFF and (
+                lcsize != info.compress_size or lusize != info.file_size):
+            problems.append(f"local sizes {lcsize}/{lusize} vs {info.compress_size}/{info.file_size}")
+        if problems:
+            ctx.add(HEADER_MISMATCH.finding(
+                ctx.location(source, offset=info.header_offset),
+                f"member {info.filename!r}: central directory and local header differ: " + "; ".join(problems),
+                member=info.filename, local_name=lname.decode("utf-8", "backslashreplace")))
+        end = info.header_offset + _LOCAL.size + nlen + elen + info.compress_size
+        if info.flag_bits & 0x8:  # a data descriptor follows the data
+            fh.seek(end)
+            sig = fh.read(4)
+            wide = info.file_size > 0xFFFFFFFF or info.compress_size > 0xFFFFFFFF
+            end += (4 if sig == b"PK\x07\x08" else 0) + (20 if wide else 12)
+        spans.append((info.header_offset, end, info.filename))
+    spans.sort()
+    cd_start = zf.start_dir if hasattr(zf, "start_dir") else None
+    cursor = 0
+    for start, end, name in spans:
+        if start < cursor:
+            ctx.add(BOMB.finding(ctx.location(source, offset=start),
+                                 f"member {name!r} overlaps the previous member (overlapping-entry zip bomb "
+                                 "or two names for the same bytes)", member=name, measured="overlap"))
+        elif start > cursor:
+            report_gap(source, ctx, cursor, start, first=(cursor == 0))
+        cursor = max(cursor, end)
+    if cd_start is not None and cd_start > cursor and spans:
+        report_gap(source, ctx, cursor, cd_start, first=False)
+    elif not spans and cd_start:
+        report_gap(source, ctx, 0, cd_start, first=True)
+    return mismatched
+
+
+def analyze_zip(source: Source, ctx: Context) -> Outcome:
+    """Analyse a zip archive: structure checks, then its content by kind (torch, keras, npz, generic)."""
+    if (deep := too_deep(source, ctx)) is not None:
+        return deep
+    with outermost_budget(ctx) as budget, source.open() as fh:
+        archive_end = _precheck_zip(fh, source.size, ctx)
+        zf = _open_zip(fh)
+        with zf:
+            if archive_end < source.size:
+                report_gap(source, ctx, archive_end, source.size, first=False, where="after the end of the archive")
+            return _analyze_open_zip(zf, fh, source, ctx, budget)
+
+
+def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Context, budget: Budget) -> Outcome:
+    infos = zf.infolist()
+    partial = False
+    if len(infos) > ctx.limits.max_archive_members:
+        ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source), f"{len(infos)} members; only the first "
+                                             f"{ctx.limits.max_archive_members} analysed", limit="max_archive_members"))
+        infos = infos[: ctx.limits.max_archive_members]
+        partial = True
+    check_names([(i.orig_filename, i.header_offset) for i in infos], source, ctx)
+    local_names = _layout(fh, zf, source, ctx)
+    entries: list[Entry] = []
+    declared_total = 0
+    for info in infos:
+        if info.filename.endswith("/"):  # ZipInfo.is_dir() fails on an empty name
+            continue
+        loc = ctx_loc(ctx, source, info.filename)
+        if info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000:
+            # A Unix symlink stored in a zip: unzip and shutil recreate it as a link on extraction.
+            target = _link_target(zf, info)
+            why = unsafe_name(target)
+            ctx.add(LINK_MEMBER.finding(loc, f"symbolic link {info.filename!r} -> {target!r}"
+                                        + (f" (target {why})" if why else ""),
+                                        member=info.filename, target=target, link="symbolic"))
+            continue
+        if info.flag_bits & 0x1:
+            ctx.add(ENCRYPTED.finding(loc, f"member {info.filename!r} is encrypted; not analysed",
+                                      member=info.filename))
+            partial = True
+            continue
+        if info.compress_type not in _ZIP_METHODS:
+            ctx.add(UNSUPPORTED_METHOD.finding(loc, f"member {info.filename!r} uses compression method "
+                                               f"{info.compress_type}; not analysed", method=info.compress_type))
+            partial = True
+            continue
+        if info.file_size > ctx.limits.max_member_bytes:
+            ctx.add(rules.LIMIT_EXCEEDED.finding(loc, f"member declares {info.file_size} bytes; not analysed",
+                                                 limit="max_member_bytes"))
+            partial = True
+            continue
+        if (info.file_size > RATIO_FLOOR
+                and info.file_size > ctx.limits.max_compression_ratio * max(info.compress_size, 1)):
+            ctx.add(BOMB.finding(loc, f"member {info.filename!r} declares {info.file_size} bytes from "
+                                      f"{info.compress_size} compressed; not analysed",
+                                 compressed=info.compress_size, declared=info.file_size, measured="declared"))
+            partial = True
+            continue
+        declared_total += info.file_size
+        entries.append(Entry(info.filename, info.file_size, info))
+    if declared_total > budget.remaining:
+        ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source), f"members declare {declared_total} bytes in "
+                                             "total; analysis stops at the limit", limit="max_total_uncompressed"))
+        partial = True
+    members = ZipMembers(zf, source, ctx, budget, entries, local_names)
+    kind = classify_zip([i.filename for i in infos])
+    if kind in (ZipKind.PYTORCH, ZipKind.TORCHSCRIPT):
+        from aivet.analyzers import torch as torch_scan
+
+        outcome = torch_scan.analyze_torch_zip(members, ctx, kind.value)
+    elif kind is ZipKind.KERAS:
+        outcome = _keras(zf, source, ctx, members)
+    else:
+        for entry in entries:
+            members.analyze(entry)
+        outcome = Outcome(kind.value)
+    if (partial or members.partial) and outcome.status is ArtifactStatus.ANALYZED:
+        outcome = Outcome(outcome.format, ArtifactStatus.PARTIAL, outcome.note or "some members were not analysed")
+    return outcome
+
+
+def _link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """The target a zip symlink member names (its content), or ``"?"`` when it cannot be read."""
+    if info.file_size > 4096 or info.flag_bits & 0x1:
+        return "?"
+    try:
+        return zf.read(info).decode("utf-8", "backslashreplace")
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError):
+        return "?"
+
+
+def _keras(zf: zipfile.ZipFile, source: Source, ctx: Context, members: ZipMembers) -> Outcome:
+    from aivet.analyzers import keras as keras_scan
+
+    by_name = {e.name: e for e in members.entries}
+    result: Outcome = keras_scan.analyze_keras_zip(
+        zf, source, ctx, analyze_member=lambda name: members.analyze(by_name[name]))
+    return result
+
+
+class ZipMembers(MembersBase):
+    """Bounded access to the members of an open :class:`zipfile.ZipFile`."""
+
+    def __init__(self, zf: zipfile.ZipFile, source: Source, ctx: Context, budget: Budget,
+                 entries: list[Entry], local_names: dict[int, str]) -> None:
+        super().__init__(source, ctx, budget, entries)
+        self.zf = zf
+        self._local_names = local_names  # header offset -> local header name, where it differs
+
+    def _open(self, entry: Entry) -> tuple[IO[bytes], int | None, int | None]:
+        info: zipfile.ZipInfo = entry.handle
+        local = self._local_names.get(info.header_offset)
+        if local is not None:
+            # zipfile refuses a name mismatch; loaders that trust the central directory read the
+            # data anyway, so do we (the mismatch itself is already a finding).
+            info = copy.copy(info)
+            info.orig_filename = local
+        stream = self.zf.open(info)
+        # We compare the CRC ourselves, after the bytes are in: a mismatch is a finding, and the
+        # altered bytes are exactly what a lenient loader would read, so they are still analysed.
+        if hasattr(stream, "_expected_crc"):
+            stream._expected_crc = None
+        return stream, info.compress_size, info.CRC
+
+    def _window(self, entry: Entry) -> tuple[int, int] | None:
+        info: zipfile.ZipInfo = entry.handle
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size:
+            return None
+        with self.source.open() as fh:
+            fh.seek(info.header_offset)
+            head = fh.read(_LOCAL.size)
+        if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
+            return None
+        nlen, elen = struct.unpack_from("<HH", head, 26)
+        base = info.header_offset + _LOCAL.size + nlen + elen
+        if base + info.file_size > self.source.size:
+            raise FormatError(f"member {entry.name!r} runs past the end of the archive", info.header_offset)
+        return base, info.file_size
+
