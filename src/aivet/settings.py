@@ -14,7 +14,6 @@ A file that does not parse, or holds an unknown key, is an error naming the file
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +44,8 @@ def load() -> Settings:
     path = config_path()
     data: dict[str, object] = {}
     if path.is_file():
+        import tomllib  # only when there is a file: start-up stays quick
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -38,6 +38,7 @@ BUG_URL = "https://github.com/aivet/aivet/issues"
 # Imported only when the command is used (or --help lists it). One line per command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bom": ("aivet.cli.bom", "bom"),
+    "gate": ("aivet.cli.gate", "gate"),
     "ledger": ("aivet.cli.ledger", "app"),
     "lineage": ("aivet.cli.lineage", "app"),
     "sign": ("aivet.cli.sign", "sign"),
