@@ -155,7 +155,7 @@ def main() -> int:
         r[4] for r in rows if r[0] == "unrelated")
     cmd = shlex.join(sys.argv[1:])
     lines = [
-        f"## Lineage separation ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        f"## Lineage separation ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `.venv/bin/python bench/bench_lineage.py {cmd}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.  ",

@@ -18,11 +18,11 @@ import pytest
 
 import aivet
 from aivet import rules
-from aivet.evidence import ArtifactStatus, Evidence, Severity
-from aivet.limits import Limits
 from aivet.analyzers import archive
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Evidence, Severity
+from aivet.limits import Limits
 from tests.fixtures.archives import nested_zip, tar_bytes, zip_bytes
 from tests.fixtures.torch_files import payload_pickle
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +19,11 @@ from aivet.provenance.modelcard import (
     parse_config,
     parse_front_matter,
 )
+from tests.fixtures.work import HANG_TIMEOUT
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Hostile input must never hang a parser: a hang fails the test, a slow machine does not.
+pytestmark = pytest.mark.timeout(HANG_TIMEOUT)
 VALID_FRONT = (b"---\nlicense: apache-2.0\nbase_model: [org/base]\ndatasets:\n  - a/b\nlanguage: en\n"
                b"pipeline_tag: text-generation\ntags: [x, y]\n---\n# body\n")
 VALID_CONFIG = json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
@@ -47,7 +50,6 @@ EDITS = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 2), st.binary(
 
 
 def _front_ok(data: bytes) -> None:
-    start = time.monotonic()
     try:
         result = parse_front_matter(data)
     except MetadataError:
@@ -57,7 +59,6 @@ def _front_ok(data: bytes) -> None:
         for value in (result.license, result.pipeline_tag, result.library_name):
             assert value is None or isinstance(value, str)
         assert all(isinstance(t, str) for t in result.tags + result.datasets + result.base_models)
-    assert time.monotonic() - start < 5
 
 
 @SETTINGS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import types
 from dataclasses import replace
 from typing import Any
@@ -21,6 +20,7 @@ from aivet.evidence import ArtifactStatus, Finding, Location, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures.repo_files import fake_secrets
+from tests.fixtures.work import HANG_TIMEOUT, growth, python_lines
 
 REPO = frozenset({"config.json", "modeling_tiny.py", "configuration_tiny.py", "tokenization_tiny.py",
                   "sub/config.json", "sub/modeling_sub.py"})
@@ -173,13 +173,24 @@ def test_jsonl_lines_are_checked() -> None:
         analyze('{"a": 1}\n{oops\n', name="data.jsonl")
 
 
-def test_large_tokenizer_json_is_quick() -> None:
-    vocab = {f"tok{i}": i for i in range(200_000)}
-    text = json.dumps({"model": {"type": "BPE", "vocab": vocab, "merges": [f"a{i} b{i}" for i in range(50_000)]}})
-    start = time.monotonic()
-    findings, outcome = analyze(text, name="tokenizer.json")
+def _tokenizer_json(n: int) -> str:
+    vocab = {f"tok{i}": i for i in range(n)}
+    return json.dumps({"model": {"type": "BPE", "vocab": vocab, "merges": [f"a{i} b{i}" for i in range(n // 4)]}})
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_large_tokenizer_json_is_handled() -> None:
+    findings, outcome = analyze(_tokenizer_json(200_000), name="tokenizer.json")
     assert outcome == Outcome("json") and findings == []
-    assert time.monotonic() - start < 10
+
+
+def test_tokenizer_json_work_is_linear_in_its_size() -> None:
+    def work(n: int) -> int:
+        (findings, outcome), lines = python_lines(lambda: analyze(_tokenizer_json(n), name="tokenizer.json"))
+        assert outcome == Outcome("json") and findings == []
+        return lines
+
+    assert growth(work, 2000) <= 5  # linear gives about 4, quadratic about 16
 
 
 _json_values = st.recursive(

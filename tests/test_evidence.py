@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aivet.evidence import (
@@ -40,6 +40,7 @@ def test_severity_is_ordered_and_parses() -> None:
         Severity.parse("severe")
 
 
+@settings(deadline=None)  # Hypothesis' default 200 ms deadline is a wall-clock assertion
 @given(st.lists(findings, max_size=5))
 def test_evidence_round_trips_through_json(items: list[Finding]) -> None:
     ev = Evidence(

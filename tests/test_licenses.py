@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from aivet.policy.licenses import (
     resolve_card_license,
 )
 from tests.fixtures import license_texts as lt
+from tests.fixtures.work import HANG_TIMEOUT
 
 KiB = 1024
 
@@ -212,12 +212,11 @@ def test_broken_front_matter_is_a_source_not_an_error(tmp_path: Path) -> None:
     assert report.sources[0].confidence == 0.0 and "unreadable" in report.sources[0].detail
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 def test_huge_license_file_is_read_only_up_to_the_limit(tmp_path: Path) -> None:
     body = lt.llama3x("3.1") + "x " * (2 * 1024 * KiB)
     d = _model(tmp_path, {"LICENSE": body})
-    start = time.monotonic()
     report = identify_license(d, limits=Limits(max_license_file_bytes=64 * KiB))
-    assert time.monotonic() - start < 5
     assert report.license.id == "llama3.1"
     assert "max_license_file_bytes" in report.sources[0].detail
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +13,7 @@ from aivet.limits import Limits
 from aivet.policy.license_data import CATALOGUE
 from aivet.policy.licenses import IntendedUse, conflicts, identify_license, license_info, match_text, normalise
 from tests.fixtures import license_texts as lt
+from tests.fixtures.work import HANG_TIMEOUT
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = Limits(max_license_file_bytes=16 * 1024, max_front_matter_bytes=8 * 1024)
@@ -24,13 +25,12 @@ cards = st.dictionaries(st.sampled_from(["license", "license_name", "license_lin
                         yaml_values, max_size=5)
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @SETTINGS
 @given(seeds, st.integers(0, 4000), st.text(max_size=200))
 def test_mutated_text_never_raises(seed: str, at: int, insert: str) -> None:
     text = seed[:at] + insert + seed[at + len(insert):]
-    start = time.monotonic()
     m = match_text(text)
-    assert time.monotonic() - start < 2
     assert 0.0 <= m.confidence <= 1.0
     assert m.license_id is None or m.license_id in CATALOGUE
     assert normalise(normalise(text)) == normalise(text)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aivet.formats import FormatError, LimitExceeded
 from aivet.provenance.fingerprint import Fingerprint, FingerprintError, compare, fingerprint_files
 from aivet.provenance.lineage import parse_config, parse_front_matter, parse_tokenizer, parse_vocab_merges
+from tests.fixtures.work import HANG_TIMEOUT
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Hostile files must never hang a parser: a hang fails the test, a slow machine does not.
+pytestmark = pytest.mark.timeout(HANG_TIMEOUT)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
@@ -116,12 +119,10 @@ def test_fingerprint_of_mutated_safetensors_is_a_result_or_a_fingerprint_error(b
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.safetensors"
         path.write_bytes(blob)
-        started = time.monotonic()
         try:
             fp = fingerprint_files([path])
         except FingerprintError:
             fp = None
-        assert time.monotonic() - started < 2.0
     if fp is not None:
         assert compare(fp, fp).score == (1.0 if fp.tensors else 0.0)
         assert Fingerprint.from_dict(json.loads(fp.to_json())) == fp

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from aivet.provenance.manifest import (
     diff,
     make_manifest,
 )
+from tests.fixtures.work import HANG_TIMEOUT
 
 
 def _manifest(**digests: bytes) -> Manifest:
@@ -114,12 +114,11 @@ def _parse_all(data: bytes) -> None:
         pass
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=4000))
 def test_random_bytes_never_crash(data: bytes) -> None:
-    t = time.monotonic()
     _parse_all(data)
-    assert time.monotonic() - t < 2
 
 
 @settings(max_examples=200, deadline=None)

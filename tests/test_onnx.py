@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from aivet.evidence import Evidence, Severity
 from aivet.formats import FormatError, LimitExceeded
 from tests.fixtures import onnx_files
 from tests.fixtures.onnx_files import external_weights, make_model, save
+from tests.fixtures.work import HANG_TIMEOUT
 
 pytest.importorskip("onnx")
 
@@ -136,6 +136,7 @@ def _base() -> bytes:
     return make_model([node], initializers=[external_weights("../w.bin")], metadata={"k": "v"}).SerializeToString()
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_models_never_crash(data: st.DataObject) -> None:
@@ -143,9 +144,7 @@ def test_mutated_models_never_crash(data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 6))):
         base[data.draw(st.integers(0, len(base) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(base)))
-    start = time.monotonic()
     try:
         protobuf_scan.analyze(Source.from_bytes(bytes(base[:cut]), "model.onnx"), Context(subject="s"))
     except (FormatError, LimitExceeded):
         pass
-    assert time.monotonic() - start < 2

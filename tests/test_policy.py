@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from aivet.evidence import Evidence, Finding, Location, Record, Severity
 from aivet.policy import FIELDS, SHIPPED_PROFILES, DeclaredUse, PolicyError, Tier, Verdict, evaluate, load_policy
 from aivet.policy.engine import facts, holds
 from aivet.policy.model import AllOf, AnyOf, Not, Predicate
+from tests.fixtures.work import HANG_TIMEOUT
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
@@ -305,19 +305,18 @@ _FRAGMENTS = st.sampled_from([
 ])
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_FRAGMENTS, max_size=12), st.binary(max_size=64))
 def test_random_policies_load_or_fail_cleanly(tmp_path: Path, parts: list[str], noise: bytes) -> None:
     path = tmp_path / "fuzz.toml"
     path.write_bytes("".join(parts).encode() + noise)
-    start = time.monotonic()
     try:
         policy = load_policy(path)
     except PolicyError:
         pass
     else:
         evaluate(policy, evidence())
-    assert time.monotonic() - start < 2.0
 
 
 def test_deeply_nested_condition_is_refused(tmp_path: Path) -> None:

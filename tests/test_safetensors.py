@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from aivet.formats import FormatError, LimitExceeded
 from aivet.formats import safetensors as st
 from aivet.limits import Limits
 from tests.fixtures import safetensors_files as fx
+from tests.fixtures.work import HANG_TIMEOUT, count_file_reads
 
 
 def run(data: bytes, limits: Limits | None = None) -> list[Finding]:
@@ -183,8 +183,9 @@ def test_findings_per_rule_are_capped() -> None:
     assert dtype[-1].details["omitted"] == 100 - scan_st.MAX_PER_RULE
 
 
-def test_ten_gigabytes_of_shards_scan_in_well_under_a_second(tmp_path: Path) -> None:
-    """Sparse 512 MiB shards: only the headers are read."""
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_ten_gigabytes_of_shards_are_scanned_by_their_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse 512 MiB shards: only the headers are read (counted, not timed)."""
     shard = 512 * 1024 * 1024
     for i in range(20):
         header = {"__metadata__": {"format": "pt"}}
@@ -197,30 +198,31 @@ def test_ten_gigabytes_of_shards_scan_in_well_under_a_second(tmp_path: Path) -> 
             fh.write(prefix)
             fh.truncate(len(prefix) + shard)
     assert sum(os.path.getsize(p) for p in tmp_path.iterdir()) > 10 * 10**9
-    start = time.perf_counter()
+    tally = count_file_reads(monkeypatch, tmp_path)
     evidence = aivet.scan(tmp_path)
-    elapsed = time.perf_counter() - start
     assert evidence.findings == () and len(evidence.artifacts) == 20
-    assert elapsed < 1.0, elapsed
+    assert tally.opens >= 20  # every shard was opened through the counter
+    # Each shard's header (about 6 KiB) plus read-ahead; reading the weights would be 10 GiB.
+    assert tally.bytes_read <= 20 * 256 * 1024, tally
 
 
 # -- property tests: hostile bytes never escape as anything but FormatError / LimitExceeded ---------
 
 def _check_bounded(data: bytes) -> None:
-    start = time.perf_counter()
     try:
         run(data, Limits(max_header_bytes=1 << 16))
     except (FormatError, LimitExceeded):
         pass
-    assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs.binary(max_size=512))
 def test_random_bytes_are_bounded(data: bytes) -> None:
     _check_bounded(data)
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs.data())
 def test_mutated_files_are_bounded(data: hs.DataObject) -> None:
@@ -232,6 +234,7 @@ def test_mutated_files_are_bounded(data: hs.DataObject) -> None:
     _check_bounded(bytes(base[:cut]))
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None)
 @given(hs.recursive(hs.none() | hs.booleans() | hs.integers(-(2**70), 2**70) | hs.text(max_size=8),
                     lambda c: hs.lists(c, max_size=4) | hs.dictionaries(hs.text(max_size=6), c, max_size=4),

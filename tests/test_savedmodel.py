@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.protobuf import Message
 from tests.fixtures import tf_files
 from tests.fixtures.tf_files import attr_func, attr_s, base_nodes, function, graph_def, node, saved_model
+from tests.fixtures.work import HANG_TIMEOUT
 
 
 def rules_of(evidence: Evidence) -> set[str]:
@@ -138,6 +138,7 @@ def _base() -> bytes:
                        assets=["a.txt"])
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.sampled_from(["saved_model.pb", "graph.pb", "keras_metadata.pb"]))
 def test_mutated_saved_models_never_crash(data: st.DataObject, name: str) -> None:
@@ -145,12 +146,10 @@ def test_mutated_saved_models_never_crash(data: st.DataObject, name: str) -> Non
     for _ in range(data.draw(st.integers(1, 6))):
         base[data.draw(st.integers(0, len(base) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(base)))
-    start = time.monotonic()
     try:
         protobuf_scan.analyze(Source.from_bytes(bytes(base[:cut]), name), Context(subject="s"))
     except (FormatError, LimitExceeded):
         pass
-    assert time.monotonic() - start < 2
 
 
 def test_huge_names_do_not_stop_the_analysis() -> None:

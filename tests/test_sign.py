@@ -58,7 +58,7 @@ def rules(result: object) -> set[str]:
     return {f.rule_id for f in result.findings}  # type: ignore[attr-defined]
 
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.EllipticCurvePrivateKey] | None,

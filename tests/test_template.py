@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import aivet
-from aivet.evidence import ArtifactStatus, Finding, Location, Severity
-from aivet.formats import FormatError, LimitExceeded
-from aivet.limits import Limits
 from aivet.analyzers import template as tpl
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
+from aivet.evidence import ArtifactStatus, Finding, Location, Severity
+from aivet.formats import FormatError, LimitExceeded
+from aivet.limits import Limits
 from tests.fixtures import marker_path
 from tests.fixtures import templates as fx
+from tests.fixtures.work import HANG_TIMEOUT, memory_peak
 
 
 def check(text: str, limits: Limits | None = None) -> list[Finding]:
@@ -114,12 +114,13 @@ def test_oversized_template_string_is_reported_not_parsed() -> None:
     assert rule_ids(findings) == {"SCAN-LIMIT-EXCEEDED", "TEMPLATE-DUNDER-STRING"}
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 def test_a_template_at_the_default_limit_is_handled_in_bounded_time() -> None:
     text = fx.LLAMA31_TOOLS * (Limits().max_template_bytes // len(fx.LLAMA31_TOOLS) + 2)
-    start = time.perf_counter()
     findings = check(text + "{{ ''.__class__ }}")
-    assert time.perf_counter() - start < 5.0
     assert {"SCAN-LIMIT-EXCEEDED", "TEMPLATE-LARGE", "TEMPLATE-DUNDER-STRING"} <= rule_ids(findings)
+    # The bound that keeps the time bounded: the template past max_template_bytes is not parsed.
+    assert [f.details["limit"] for f in findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"] == ["max_template_bytes"]
 
 
 def test_very_large_template_is_medium() -> None:
@@ -212,22 +213,21 @@ _TOKENS = ["{{", "}}", "{%", "%}", "{#", "#}", " if ", " for ", " in ", " set ",
            "namespace", "lipsum", "message", "content", "1", "*", "%", "-", "include", "macro", "\n", " "]
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs.lists(hs.sampled_from(_TOKENS), max_size=60))
 def test_random_token_soup_never_raises(tokens: list[str]) -> None:
-    start = time.perf_counter()
     check("".join(tokens))
-    assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs.text(max_size=300))
 def test_random_text_never_raises(text: str) -> None:
-    start = time.perf_counter()
     check(text)
-    assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs.sampled_from(sorted(fx.CLEAN)), hs.data())
 def test_mutated_clean_templates_never_raise(name: str, data: hs.DataObject) -> None:
@@ -256,6 +256,6 @@ def test_rule_declarations_are_well_formed() -> None:
 def test_folding_does_not_multiply_memory() -> None:
     refs = ",".join(["a"] * 20_000)
     text = "{% set a = '" + "x" * 4000 + "' %}{% set b = [" + refs + "] %}{{ y|attr(b|join) }}{{ y|attr(a ~ a ~ a) }}"
-    start = time.perf_counter()
-    assert check(text) == []
-    assert time.perf_counter() - start < 5.0
+    findings, peak = memory_peak(lambda: check(text))
+    assert findings == []
+    assert peak < 20 * 1024 * 1024, peak  # joining the 20,000 references would build 80 MB

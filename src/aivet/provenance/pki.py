@@ -84,7 +84,7 @@ def validate_chain(
     Trust is decided first (an untrusted chain is reported as untrusted even if
     it is also expired); then validity at ``at`` (default: now); then usage.
     """
-    when = at or dt.datetime.now(dt.timezone.utc)
+    when = at or dt.datetime.now(dt.UTC)
     path = [leaf]
     current = leaf
     anchor: x509.Certificate | None = None

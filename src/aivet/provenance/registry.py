@@ -127,7 +127,7 @@ class Registry:
         name = name.strip()
         if not name:
             raise UsageError("a registered model needs a non-empty --name")
-        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
             with self._conn:
