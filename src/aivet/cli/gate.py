@@ -42,7 +42,7 @@ def gate(
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
                                                 help="Write the report to FILE instead of stdout.")] = None,
     commercial: Annotated[bool | None, typer.Option("--commercial/--non-commercial", show_default=False,
-                                                    help="Declared use (default: the policy's [use]).")] = None,
+                                                    help="Declared use (default: the policy's \\[use] section).")] = None,
     monthly_users: Annotated[int | None, typer.Option("--monthly-users", min=0,
                                                       help="Expected monthly users.")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="Deployment region (e.g. EU), repeatable; "
