@@ -1,7 +1,7 @@
 """Fast, bounded hashing of a model directory: per file or per shard, on every core.
 
 Why threads and not processes: ``hashlib`` (OpenSSL) and ``blake3`` release
-the GIL for large updates, so a thread pool with big reusable buffers reaches
+the GIL for large updates, so a thread pool reading big chunks reaches
 the machine's hashing limit without process start-up or pickling costs, and
 2,000 small files do not pay for a process pool. Memory is bounded by
 ``workers * buffer_size`` whatever the file sizes.
@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import stat
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -214,32 +213,33 @@ def hash_unit(
     unit: Unit,
     algorithm: str,
     *,
-    buffer: memoryview | None = None,
+    chunk_size: int = DEFAULT_BUFFER,
     progress: ProgressFn | None = None,
     threads: int = 1,
 ) -> bytes:
-    """Digest one unit, reading with a fixed buffer (bounded memory for any file size).
+    """Digest one unit in chunks of at most ``chunk_size`` bytes (bounded memory for any file size).
 
     A file that shrinks under us is an :class:`ArtifactError` (we never hash a
     prefix and call it the file); a file that grows is hashed to its recorded size.
     """
     hasher = new_hasher(algorithm, threads=threads)
-    start = unit.start or 0
     remaining = unit.length
-    view = buffer if buffer is not None else memoryview(bytearray(min(max(remaining, 1), DEFAULT_BUFFER)))
     try:
         with open(unit.entry.path, "rb", buffering=0) as fh:
-            if start:
-                fh.seek(start)
+            if unit.start:
+                fh.seek(unit.start)
             while remaining > 0:
-                chunk = view[: min(len(view), remaining)]
-                n = fh.readinto(chunk)
-                if not n:
+                # read() rather than readinto() a long-lived buffer: on this machine's kernel the
+                # first pass of readinto() in a process costs ~0.4 s of system time per GB
+                # (measured; bench/RESULTS_hashing.md), while read()'s short-lived chunks come
+                # from reused heap pages. Memory stays bounded by chunk_size per thread.
+                chunk = fh.read(min(chunk_size, remaining))
+                if not chunk:
                     raise ArtifactError(f"{unit.entry.name!r} changed size while it was hashed")
-                hasher.update(chunk[:n])
-                remaining -= n
+                hasher.update(chunk)
+                remaining -= len(chunk)
                 if progress is not None:
-                    progress(n)
+                    progress(len(chunk))
     except OSError as exc:
         raise EnvironmentFailure(f"cannot read {unit.entry.name!r}: {exc}") from exc
     return hasher.digest()
@@ -260,38 +260,30 @@ def hash_units(
     n = workers or os.cpu_count() or 1
     n = max(1, min(n, len(units)))
     if n == 1:
-        buf = memoryview(bytearray(buffer_size))
-        return [hash_unit(u, algorithm, buffer=buf, progress=progress) for u in units]
-    local = threading.local()  # one reusable buffer per thread: no allocation per read
-
-    def job(unit: Unit) -> bytes:
-        view: memoryview | None = getattr(local, "view", None)
-        if view is None:
-            view = local.view = memoryview(bytearray(buffer_size))
-        return hash_unit(unit, algorithm, buffer=view, progress=progress)
+        return [hash_unit(u, algorithm, chunk_size=buffer_size, progress=progress) for u in units]
 
     # Small files cost more in thread hand-offs than in hashing: the calling thread does them
     # while the pool takes the large ones, largest first so that the workers finish together.
     big = sorted((i for i in range(len(units)) if units[i].length > _SMALL_FILE), key=lambda i: -units[i].length)
     small = [i for i in range(len(units)) if units[i].length <= _SMALL_FILE]
     results: list[bytes] = [b""] * len(units)
+    small_chunk = min(buffer_size, _SMALL_FILE)
     if not big:
-        buf = memoryview(bytearray(min(buffer_size, _SMALL_FILE)))
-        return [hash_unit(u, algorithm, buffer=buf, progress=progress) for u in units]
+        return [hash_unit(u, algorithm, chunk_size=small_chunk, progress=progress) for u in units]
     if algorithm == "blake3" and len(big) < n:
         # Fewer big files than cores: BLAKE3's own tree parallelism keeps every core busy on each
-        # file in turn, with a larger buffer so each update is worth fanning out.
-        buf = memoryview(bytearray(max(buffer_size, _BLAKE3_BUFFER)))
+        # file in turn, with larger chunks so each update is worth fanning out.
         for i in sorted(range(len(units)), key=lambda i: units[i].length <= _SMALL_FILE):
-            results[i] = hash_unit(units[i], algorithm, buffer=buf, progress=progress, threads=n)
+            results[i] = hash_unit(units[i], algorithm, chunk_size=max(buffer_size, _BLAKE3_BUFFER),
+                                   progress=progress, threads=n)
         return results
     from concurrent.futures import ThreadPoolExecutor  # lazy: costs ~20 ms of start-up (logging)
 
     with ThreadPoolExecutor(max_workers=min(n, len(big)), thread_name_prefix="aivet-hash") as pool:
-        futures = [(i, pool.submit(job, units[i])) for i in big]
-        buf = memoryview(bytearray(min(buffer_size, _SMALL_FILE)))
+        futures = [(i, pool.submit(hash_unit, units[i], algorithm, chunk_size=buffer_size, progress=progress))
+                   for i in big]
         for i in small:
-            results[i] = hash_unit(units[i], algorithm, buffer=buf, progress=progress)
+            results[i] = hash_unit(units[i], algorithm, chunk_size=small_chunk, progress=progress)
         for i, fut in futures:
             results[i] = fut.result()
     return results
