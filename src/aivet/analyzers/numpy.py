@@ -5,7 +5,7 @@ literal (``{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4)}``), then
 the raw array bytes. The header is parsed with :func:`ast.literal_eval`, a
 literal parser that evaluates nothing, on at most ``Limits.max_header_bytes``.
 When the dtype holds Python objects (``'O'``, also inside structured dtypes)
-the data is a pickle, which ``np.load(allow_pickle=True)`` would run; it is
+the data is a pickle, which numpy would run on load when pickles are allowed; it is
 emulated with :func:`aivet.analyzers.pickle.analyze_pickle`.
 """
 
@@ -29,7 +29,7 @@ OBJECT_ARRAY = Rule(
     "NUMPY-OBJECT-ARRAY",
     "NumPy array of Python objects (a pickle)",
     "The array's dtype holds Python objects, so its data is a pickle that np.load runs when "
-    "allow_pickle=True. The pickle was emulated and its globals are reported separately; model "
+    "allow_pickle=True. The pickle was emulated and its globals are reported separately; model "  # safe-load: rule text
     "weights never need object arrays.",
     Severity.MEDIUM,
     (ATLAS_UNSAFE_ARTIFACTS,),

@@ -87,7 +87,7 @@ DESERIALIZATION = Rule("CODE-DESERIALIZATION", "Unsafe deserialisation or code o
                        "data: code that is not in the source file." + _WHY, Severity.HIGH,
                        _ATLAS + (ATLAS_UNSAFE_ARTIFACTS,), ("CWE-502",))
 UNSAFE_TORCH_LOAD = Rule("CODE-UNSAFE-TORCH-LOAD", "torch.load without weights_only=True",
-                         "torch.load (or numpy.load with allow_pickle=True) unpickles arbitrary objects: a "
+                         "torch.load (or numpy.load with allow_pickle=True) unpickles arbitrary objects: a "  # safe-load: rule text, not a call
                          "pickle fetched or shipped alongside runs code on load.", Severity.MEDIUM,
                          (ATLAS_UNSAFE_ARTIFACTS,), ("CWE-502",))
 NATIVE = Rule("CODE-NATIVE", "Native code through ctypes or cffi",
@@ -461,7 +461,7 @@ class _Checker:
                 self.report.add(UNSAFE_TORCH_LOAD, line, f"torch.load without weights_only=True {where}: {text}",
                                 call=text)
         elif name in ("numpy.load",) and _kw_is(node, "allow_pickle", True):
-            self.report.add(UNSAFE_TORCH_LOAD, line, f"numpy.load with allow_pickle=True {where}: {text}", call=text)
+            self.report.add(UNSAFE_TORCH_LOAD, line, f"numpy.load with allow_pickle=True {where}: {text}", call=text)  # safe-load: message text
         elif name in _HUB_DOWNLOADS:
             self.report.add(HUB_DOWNLOAD, line, f"downloads from the Hub {where}: {text}", call=text)
         elif name in ("builtins.getattr",):
