@@ -299,3 +299,32 @@ def test_fifo_readme_and_license_do_not_block(tmp_path: Path) -> None:
     report = identify_license(d)  # opening a FIFO for reading would block forever
     assert report.license.id == "unknown"
     assert all(s.confidence == 0.0 for s in report.sources)
+
+
+def test_published_text_digest_tells_a_verbatim_copy_from_a_reworded_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from aivet.policy import license_data
+    from aivet.policy.licenses import normalise
+
+    original = lt.llama3x("3.1")
+    digest = hashlib.sha256(normalise(original).encode()).hexdigest()
+    monkeypatch.setitem(license_data.PUBLISHED_TEXT_SHA256, "llama3.1", frozenset({digest}))  # type: ignore[index]
+
+    # Formatting does not matter: markdown, case, quotes and line wrapping are normalised away.
+    verbatim = identify_license(_model(_dir(tmp_path / "a"), {"LICENSE": "# " + original.upper().replace(" ", "\n")}))
+    assert verbatim.license.id == "llama3.1" and verbatim.sources[0].confidence == 1.0
+    assert "word for word" in verbatim.sources[0].detail
+
+    # Every key clause kept, one word softened: still Llama 3.1, but not vouched for as the original.
+    reworded = original.replace("prominently display", "optionally display")
+    assert reworded != original
+    report = identify_license(_model(_dir(tmp_path / "b"), {"LICENSE": reworded}))
+    assert report.license.id == "llama3.1" and not report.altered
+    assert report.sources[0].confidence == 0.8 and "wording differs" in report.sources[0].detail
+
+
+def _dir(path: Path) -> Path:
+    path.mkdir()
+    return path

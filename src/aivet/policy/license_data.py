@@ -511,3 +511,15 @@ KNOWN_PUBLISHERS: Mapping[str, tuple[str, str]] = {
     "xai-org": ("xAI", _USA),
     "openai": ("OpenAI", _USA),
 }
+
+# SHA-256 of ``licenses.normalise(text)`` of published license texts, to tell a verbatim copy
+# from one that keeps every key clause but is worded differently. Digests only: no text is
+# shipped. Computed from the LICENSE files in Meta's llama-models repository (models/<version>/).
+PUBLISHED_TEXT_SHA256: Mapping[str, frozenset[str]] = {
+    "llama2": frozenset({"33f76a5626a6057b40eb3948b0cb269cf4a8e9eb2805be5e348d1cf5e46c79b0"}),
+    "llama3": frozenset({"b523b6ec93be3b97d0ed8aff5c50b1cbfe0fd3b54a4d49165ba9262946ae6e6d"}),
+    "llama3.1": frozenset({"fd65f04be09770910b4dfefc337acd4e4d1db6d736f518679a82d16f6ce696ab"}),
+    "llama3.2": frozenset({"2ea50793837ad3af5492e51540c4f37b48539d9e19764f7646db15b9e72bf672"}),
+    "llama3.3": frozenset({"a167cc385a8b96d1635223f8bc9bc27104cf78d245a0e6b403062cf0b1e4e532"}),
+    "llama4": frozenset({"4b00eed363b5c5c8c64b2de02d469c33f6f871f9898e8a963c36e1e8f0b87da6"}),
+}

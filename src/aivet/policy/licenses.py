@@ -23,6 +23,7 @@ Nothing here is legal advice.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -279,6 +280,14 @@ def match_text(text: str) -> TextMatch:
         if missing:
             return TextMatch(fp.license_id, 0.5, True, tuple(missing), similarity,
                              f"resembles the {info.name} but lacks or changes: {'; '.join(missing)}")
+        published = data.PUBLISHED_TEXT_SHA256.get(fp.license_id)
+        if published is not None:
+            if hashlib.sha256(norm.encode()).hexdigest() in published:
+                return TextMatch(fp.license_id, 1.0, False, (), similarity,
+                                 f"matches the published {info.name} word for word")
+            return TextMatch(fp.license_id, 0.8, False, (), similarity,
+                             f"has every key clause of the {info.name} but its wording differs from the "
+                             "published text: compare the two before relying on it")
         confidence = similarity if similarity is not None else 0.95
         return TextMatch(fp.license_id, confidence, False, (), similarity, f"matches the {info.name}")
     return TextMatch(None, 0.0, False, (), None, "no known license text recognised")
