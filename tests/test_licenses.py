@@ -328,3 +328,91 @@ def test_published_text_digest_tells_a_verbatim_copy_from_a_reworded_one(
 def _dir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+# -- key clauses checked against the published texts (2026-11-23; skeletons built here) --------------
+
+
+def _text(*clauses: str) -> str:
+    return lt.FILLER.join(c + "\n" for c in clauses)
+
+
+_TONGYI_CAP = ("If you are commercially using the Materials, and your product or service has more than 100 million "
+               "monthly active users, You shall request a license from Us.")
+_TONGYI_BAN = ("You can not use the Materials or any output therefrom to improve any other large language model "
+               "(excluding Tongyi Qianwen or derivative works thereof).")
+_NC_DEFINITION = '"Non-Commercial" shall mean for research or evaluation purposes only.'
+_NC_GRANT = "You are granted a limited license to use the Materials FOR NON-COMMERCIAL PURPOSES ONLY."
+
+
+def _tongyi(*, research: bool = False, drop: str = "") -> str:
+    title = "Tongyi Qianwen RESEARCH LICENSE AGREEMENT" if research else "Tongyi Qianwen LICENSE AGREEMENT"
+    body = [_NC_DEFINITION, _NC_GRANT] if research else [_TONGYI_CAP]
+    return _text(title, "Tongyi Qianwen Release Date: November 30, 2023",
+                 *(c for c in (*body, _TONGYI_BAN) if c != drop))
+
+
+def test_tongyi_qianwen_texts_are_told_apart() -> None:
+    assert (match_text(_tongyi()).license_id, match_text(_tongyi()).altered) == ("tongyi-qianwen", False)
+    research = match_text(_tongyi(research=True))
+    assert (research.license_id, research.altered) == ("tongyi-qianwen-research", False), research.detail
+    info = license_info("tongyi-qianwen-research")
+    assert info.commercial_use is False and info.family == "qwen"
+    assert {o.kind for o in info.obligations} >= {"non-commercial", "use-restrictions", "notice", "license-copy"}
+    assert "use-restrictions" in {o.kind for o in license_info("tongyi-qianwen").obligations}
+
+
+@pytest.mark.parametrize(("text", "expected", "why"), [
+    (_tongyi(drop=_TONGYI_CAP), "tongyi-qianwen", "100 million"),
+    (_tongyi(drop=_TONGYI_BAN), "tongyi-qianwen", "improving other large language models"),
+    (_tongyi(research=True, drop=_NC_GRANT), "tongyi-qianwen-research", "non-commercial limitation"),
+    (_tongyi(research=True, drop=_TONGYI_BAN), "tongyi-qianwen-research", "improving other large language models"),
+    # The definition of Non-Commercial stays; the grant no longer limits anything: altered.
+    (_text("Qwen RESEARCH LICENSE AGREEMENT", _NC_DEFINITION, "You are granted a limited license."),
+     "qwen-research", "non-commercial limitation"),
+])
+def test_key_restriction_removed_is_altered(text: str, expected: str, why: str) -> None:
+    m = match_text(text)
+    assert m.license_id == expected and m.altered, m.detail
+    assert any(why in what for what in m.missing), m.missing
+
+
+def test_deepseek_without_attachment_a_is_altered(tmp_path: Path) -> None:
+    original = lt.deepseek()
+    cut = original.replace("Attachment A - Use Restrictions", "")
+    assert cut != original and "Attachment A" in cut  # paragraph 5 still points at the attachment
+    report = identify_license(_model(tmp_path, {"LICENSE-MODEL": cut, "README.md": _card(license="other",
+                                                                                         license_name="deepseek")}))
+    assert report.altered and report.license.id == "other"
+    assert report.disagreement is not None and "Attachment A list of restricted uses" in report.disagreement
+
+
+def test_deepseek_without_remote_restriction_is_altered() -> None:
+    cut = lt.deepseek().replace("DeepSeek reserves the right to restrict (remotely or otherwise) usage of the Model",
+                                "")
+    m = match_text(cut)
+    assert m.altered and any("remotely" in what for what in m.missing)
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"license": "other", "license_name": "tongyi-qianwen-research-license-agreement"}, "tongyi-qianwen-research"),
+    ({"license": "other", "license_name": "tongyi-qianwen-license-agreement"}, "tongyi-qianwen"),
+    ({"license": "other", "license_link":
+      "https://github.com/QwenLM/Qwen/blob/main/Tongyi%20Qianwen%20RESEARCH%20LICENSE%20AGREEMENT"},
+     "tongyi-qianwen-research"),
+])
+def test_tongyi_card_values(fields: dict[str, str], expected: str) -> None:
+    assert resolve_card_license(fields.get("license"), fields.get("license_name"),
+                                fields.get("license_link"))[0] == expected
+
+
+def test_published_digests_are_well_formed() -> None:
+    from aivet.policy import license_data
+
+    for lid, digests in license_data.PUBLISHED_TEXT_SHA256.items():
+        assert lid in license_data.CATALOGUE
+        assert digests and all(len(d) == 64 and int(d, 16) >= 0 for d in digests)
+    # A skeleton keeps every key clause but is not the published text: never vouched for word for word.
+    for text in (lt.deepseek(), lt.qwen(), lt.qwen(research=True), lt.gemma(), _tongyi(), _tongyi(research=True)):
+        m = match_text(text)
+        assert not m.altered and m.confidence == 0.8, m.detail

@@ -114,3 +114,16 @@ def test_a_bad_settings_file_is_a_clear_error(model: Path, tmp_path: Path, monke
     assert code == 2
     assert str(config) in err and message in err
     assert "Traceback" not in err
+
+
+def test_model_digest_is_the_signed_root_digest_and_survives_re_signing(model: Path, keys: tuple[Path, Path]) -> None:
+    from aivet.ledger.model import model_digest_of_directory
+
+    priv, _ = keys
+    before = model_digest_of_directory(model)
+    code, out, _ = aivet("sign", str(model), "--key", str(priv), "--no-progress", "--json")
+    assert code == 0
+    assert json.loads(out)["data"]["root_digest"] in before
+    assert model_digest_of_directory(model) == before  # model.sig itself is not part of the model
+    assert aivet("sign", str(model), "--key", str(priv), "--no-progress")[0] == 0
+    assert model_digest_of_directory(model) == before

@@ -76,7 +76,9 @@ def bom(
     from aivet import recording
 
     if recording.wanted(record):
-        entry = recording.record(result.evidence, kind="bom", model_dir=model_dir, ledger=ledger)
+        # The inventory hashed every file already; its content root is the model digest.
+        entry = recording.record(result.evidence, kind="bom", model_dir=model_dir, ledger=ledger,
+                                 model_digest="sha256:" + result.inventory.content_digest())
         typer.echo(f"Recorded as entry {entry.index} in {entry.ledger}", err=True)
     if output is not None:
         typer.echo(f"wrote the {fmt.value} BOM of {len(result.inventory.files)} files to {output} "

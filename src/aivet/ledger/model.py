@@ -16,8 +16,10 @@ __all__ = ["model_digest_of_directory"]
 def model_digest_of_directory(root: str | Path) -> str:
     """``sha256:<manifest root digest>`` of the model directory ``root`` (hashes every file once)."""
     from aivet.provenance.directory import ignore_list, manifest_of
-    from aivet.provenance.manifest import Serialization
+    from aivet.provenance.manifest import DEFAULT_SIGNATURE_NAME, Serialization
 
     path = Path(root)
-    serialization = Serialization(ignore_paths=ignore_list(path, None))
+    # The same ignore list as a default `aivet sign`: git files and the signature itself, so the
+    # digest is the signed manifest's root digest and does not change when the model is re-signed.
+    serialization = Serialization(ignore_paths=ignore_list(path, path / DEFAULT_SIGNATURE_NAME))
     return "sha256:" + manifest_of(path, serialization).root_digest()

@@ -164,6 +164,9 @@ _EU_MULTIMODAL = (USE_RESTRICTIONS, "The Acceptable Use Policy does not grant th
                                     "products built on them excepted).")
 
 _ALIBABA = "Alibaba Cloud"
+# Both Tongyi Qianwen agreements (2023), unlike the 2024 Qwen ones, forbid improving other LLMs (section 4/5 b).
+_NO_OTHER_LLM = (USE_RESTRICTIONS, "Do not use the materials or their outputs to improve any other large language "
+                                   "model (Tongyi Qianwen and its derivatives excepted).")
 _CHINA = "China"
 
 CATALOGUE: Mapping[str, Entry] = {e.id: e for e in (
@@ -266,7 +269,16 @@ CATALOGUE: Mapping[str, Entry] = {e.id: e for e in (
                        'Tongyi Qianwen LICENSE AGREEMENT, Copyright (c) Alibaba Cloud. All Rights Reserved."'),
               (USER_CAP, "Commercial use by a product or service with more than 100 million monthly active users "
                          "needs a license from Alibaba Cloud first."),
+              _NO_OTHER_LLM,
           ), False, _ALIBABA, _CHINA),
+    Entry("tongyi-qianwen-research", "Tongyi Qianwen Research License Agreement", None, "qwen", False, True, None, (
+        (NON_COMMERCIAL, "Research or evaluation use only; commercial use needs a license from Alibaba Cloud."),
+        _COPY,
+        _MODS,
+        (NOTICE, 'Keep a "Notice" text file with every copy, reading: "Tongyi Qianwen is licensed under the '
+                 'Tongyi Qianwen RESEARCH LICENSE AGREEMENT, Copyright (c) Alibaba Cloud. All Rights Reserved."'),
+        _NO_OTHER_LLM,
+    ), False, _ALIBABA, _CHINA),
     Entry("qwen", "Qwen License Agreement", "LicenseRef-scancode-qwen-2024", "qwen", True, True, 100_000_000, (
         _COPY,
         (NOTICE, 'Keep a "Notice" text file with every copy, reading: "Qwen is licensed under the Qwen LICENSE '
@@ -339,6 +351,9 @@ HF_IDS: Mapping[str, str] = {
     "llama-3.3": "llama3.3", "llama-4": "llama4", "llama3_1": "llama3.1", "llama3_2": "llama3.2",
     "llama3_3": "llama3.3",
     "tongyi-qianwen": "tongyi-qianwen", "tongyi-qianwen-license": "tongyi-qianwen", "qwen-license": "qwen",
+    "tongyi-qianwen-license-agreement": "tongyi-qianwen",
+    "tongyi-qianwen-research-license-agreement": "tongyi-qianwen-research",
+    "tongyi-qianwen-research-license": "tongyi-qianwen-research",
     "qwen-research-license": "qwen-research",
     "deepseek-license": "deepseek", "deepseek-model-license": "deepseek",
     "mrl": "mistral-research", "mistral-research-license": "mistral-research", "mrl-0.1": "mistral-research",
@@ -355,6 +370,8 @@ LINK_HINTS: tuple[tuple[str, str], ...] = (
     ("llama3_1/license", "llama3.1"), ("llama3_2/license", "llama3.2"), ("llama3_3/license", "llama3.3"),
     ("llama4/license", "llama4"), ("llama3/license", "llama3"), ("llama-2/license", "llama2"),
     ("/qwen-research", "qwen-research"), ("license-model", "deepseek"),
+    ("tongyi%20qianwen%20research", "tongyi-qianwen-research"), ("tongyi qianwen research", "tongyi-qianwen-research"),
+    ("tongyi%20qianwen%20license", "tongyi-qianwen"), ("tongyi qianwen license", "tongyi-qianwen"),
 )
 
 
@@ -387,6 +404,17 @@ _LLAMA_REQUIRED = (
      "the reference to Meta's published Acceptable Use Policy"),
 )
 _LLAMA3_REQUIRED = (*_LLAMA_REQUIRED, (r"built with (?:meta )?llama", 'the "Built with Llama" display clause'))
+# Checked against the published DeepSeek LICENSE-MODEL: "attachment a" alone also matches paragraph 5's
+# cross-reference, so a copy without the Attachment A list passed; the heading itself is required now.
+_DEEPSEEK_REQUIRED = (
+    (r"attachment a use restrictions", "the Attachment A list of restricted uses"),
+    (r"restrictions set forth in attachment a are considered use based restrictions",
+     "the use-based restrictions of paragraph 5"),
+    (r"use based restrictions as referenced in paragraph 5 must be included as an enforceable provision",
+     "the flow-down of the use-based restrictions"),
+    (r"restrict remotely or otherwise", "DeepSeek's right to restrict use remotely"),
+)
+_TONGYI_LLM_BAN = (r"improve any other large language model", "the ban on improving other large language models")
 _RAIL_REQUIRED = ((r"attachment a", "the restricted uses of Attachment A"),
                   (r"(?:use based restrictions|restrictions in attachment a)", "the use-based restrictions clause"),
                   (r"restrict remotely or otherwise", "the licensor's right to restrict use remotely"))
@@ -436,13 +464,17 @@ FINGERPRINTS: tuple[Fingerprint, ...] = (
     Fingerprint("gemma", ("gemma terms of use",), (
         (r"prohibited use policy", "the Gemma Prohibited Use Policy"),
         (r"enforceable provision", "the flow-down of the use restrictions"))),
+    # "non commercial purposes" is the grant's limitation; a bare "non commercial" also matched the
+    # definition of Non-Commercial, which stays when the limitation is cut from the grant.
     Fingerprint("qwen-research", ("qwen research license agreement",), (
-        (r"non commercial", "the non-commercial limitation"),)),
+        (r"non commercial purposes", "the non-commercial limitation of the grant"),)),
+    Fingerprint("tongyi-qianwen-research", ("tongyi qianwen research license agreement",), (
+        (r"non commercial purposes", "the non-commercial limitation of the grant"), _TONGYI_LLM_BAN)),
     Fingerprint("tongyi-qianwen", ("tongyi qianwen license agreement",), (
-        (r"100 million monthly active users", "the 100 million monthly active users clause"),)),
+        (r"100 million monthly active users", "the 100 million monthly active users clause"), _TONGYI_LLM_BAN)),
     Fingerprint("qwen", ("qwen license agreement",), (
         (r"100 million monthly active users", "the 100 million monthly active users clause"),)),
-    Fingerprint("deepseek", ("deepseek license agreement",), _RAIL_REQUIRED),
+    Fingerprint("deepseek", ("deepseek license agreement",), _DEEPSEEK_REQUIRED),
     Fingerprint("mistral-non-production", ("mistral ai non production license",)),
     Fingerprint("mistral-research", ("mistral ai research license",)),
     Fingerprint("openrail++", ("rail plusplus m",), _RAIL_REQUIRED),
@@ -514,7 +546,11 @@ KNOWN_PUBLISHERS: Mapping[str, tuple[str, str]] = {
 
 # SHA-256 of ``licenses.normalise(text)`` of published license texts, to tell a verbatim copy
 # from one that keeps every key clause but is worded differently. Digests only: no text is
-# shipped. Computed from the LICENSE files in Meta's llama-models repository (models/<version>/).
+# shipped. Llama: the LICENSE files in Meta's llama-models repository (models/<version>/).
+# The others were checked on 2026-11-23 (docs/licenses.md lists the sources); where the publisher's
+# file was not in a public Git repository, the digest is of ScanCode LicenseDB's copy
+# (aboutcode-org/scancode-toolkit, src/licensedcode/data/licenses/<key>.LICENSE, text after the
+# YAML header), which a verbatim Hugging Face LICENSE file matches only if its words are the same.
 PUBLISHED_TEXT_SHA256: Mapping[str, frozenset[str]] = {
     "llama2": frozenset({"33f76a5626a6057b40eb3948b0cb269cf4a8e9eb2805be5e348d1cf5e46c79b0"}),
     "llama3": frozenset({"b523b6ec93be3b97d0ed8aff5c50b1cbfe0fd3b54a4d49165ba9262946ae6e6d"}),
@@ -522,4 +558,17 @@ PUBLISHED_TEXT_SHA256: Mapping[str, frozenset[str]] = {
     "llama3.2": frozenset({"2ea50793837ad3af5492e51540c4f37b48539d9e19764f7646db15b9e72bf672"}),
     "llama3.3": frozenset({"a167cc385a8b96d1635223f8bc9bc27104cf78d245a0e6b403062cf0b1e4e532"}),
     "llama4": frozenset({"4b00eed363b5c5c8c64b2de02d469c33f6f871f9898e8a963c36e1e8f0b87da6"}),
+    # deepseek-ai/DeepSeek-V3, DeepSeek-V2, DeepSeek-Coder and DeepSeek-VL: LICENSE-MODEL (all four the same).
+    "deepseek": frozenset({"a9e36cc20981b42f99d6ee087f7773b23891abcae47205878093053cd48ed63d"}),
+    # QwenLM/Qwen: "Tongyi Qianwen LICENSE AGREEMENT" (release date August 3, 2023).
+    "tongyi-qianwen": frozenset({"76c826605dbeef3bf72506415f2ec690fb2779a618d4dcffaa4fb09123b4288d"}),
+    # QwenLM/Qwen: "Tongyi Qianwen RESEARCH LICENSE AGREEMENT" (release date November 30, 2023).
+    "tongyi-qianwen-research": frozenset({"833d6d7466671d563ad3c1105479072be0f7ea57203d242efa91b40ca3ac2a11"}),
+    # ScanCode qwen-2024.LICENSE (copy of Qwen/Qwen2.5-72B LICENSE, release date September 19, 2024).
+    "qwen": frozenset({"17b27db6aaf3133b2fbca987b27e0f5c986b4e55c7247697f2900c111fe9f22f"}),
+    # ScanCode qwen-research-2024.LICENSE (copy of Qwen/Qwen2.5-3B LICENSE, release date September 19, 2024).
+    "qwen-research": frozenset({"c1dfa7d864b1d71889671df3e85a422462440b085263f0c6f639fbd033979b69"}),
+    # ScanCode gemma-tou-2024-04-01.LICENSE (Gemma Terms of Use, last modified April 1, 2024; later
+    # revisions of the terms differ and are reported with confidence 0.8, "wording differs").
+    "gemma": frozenset({"92a176f557292a97d75165492ffd0984cb9db3b0b639fbf739ec41d55c08343c"}),
 }
