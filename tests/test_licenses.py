@@ -416,3 +416,11 @@ def test_published_digests_are_well_formed() -> None:
     for text in (lt.deepseek(), lt.qwen(), lt.qwen(research=True), lt.gemma(), _tongyi(), _tongyi(research=True)):
         m = match_text(text)
         assert not m.altered and m.confidence == 0.8, m.detail
+
+
+@pytest.mark.parametrize("license_id", ["llama2", "tongyi-qianwen", "tongyi-qianwen-research"])
+def test_licenses_that_forbid_improving_other_models_flag_fine_tune_release(license_id: str) -> None:
+    found = conflicts(license_info(license_id), IntendedUse(fine_tune_release=True))
+    assert any(c.use == "fine-tune-release" and "improve any other" in c.message for c in found)
+    assert not any("improve any other" in c.message
+                   for c in conflicts(license_info("apache-2.0"), IntendedUse(fine_tune_release=True)))

@@ -465,6 +465,10 @@ def _safe_listdir(model_dir: Path) -> list[Path]:
 # -- conflicts with the intended use ---------------------------------------------------------------
 
 
+# Licenses that forbid using the model (or its outputs) to improve other language models.
+_NO_IMPROVING_OTHER_MODELS = frozenset({"llama2", "tongyi-qianwen", "tongyi-qianwen-research"})
+
+
 def conflicts(info: LicenseInfo, use: IntendedUse) -> tuple[Conflict, ...]:
     """Where the declared use clashes with the license: ``deny`` when not allowed, ``review`` when unclear."""
     out: list[Conflict] = []
@@ -483,9 +487,9 @@ def conflicts(info: LicenseInfo, use: IntendedUse) -> tuple[Conflict, ...]:
                                                   "license", "review"))
     if use.fine_tune_release and info.allows_derivatives is False:
         out.append(Conflict("fine-tune-release", f"the {info.name} does not allow sharing adapted versions", "deny"))
-    if use.fine_tune_release and info.id == "llama2":
-        out.append(Conflict("fine-tune-release", "Llama 2 materials and outputs may not improve any other large "
-                                                 "language model than Llama 2 derivatives", "review"))
+    if use.fine_tune_release and info.id in _NO_IMPROVING_OTHER_MODELS:
+        out.append(Conflict("fine-tune-release", f"the {info.name} forbids using the model or its outputs to "
+                                                 "improve any other large language model", "review"))
     if info.id == "agpl-3.0" and not use.internal_only:
         out.append(Conflict("network-use", "the AGPL obliges offering source to users who interact with a modified "
                                            "version over a network", "review"))
