@@ -424,3 +424,56 @@ def test_licenses_that_forbid_improving_other_models_flag_fine_tune_release(lice
     assert any(c.use == "fine-tune-release" and "improve any other" in c.message for c in found)
     assert not any("improve any other" in c.message
                    for c in conflicts(license_info("apache-2.0"), IntendedUse(fine_tune_release=True)))
+
+
+# -- key clauses a copy could drop while keeping its title (stand-ins worded as the published texts) ---
+
+
+@pytest.mark.parametrize(("text", "card", "original", "why"), [
+    (lt.deepseek(drop_use_list=True), "deepseek", "DeepSeek", "list of restricted uses under Attachment A"),
+    (lt.deepseek(drop_military=True), "deepseek", "DeepSeek", "ban on military use"),
+    (lt.qwen(drop_built_with=True), "qwen", "Qwen License", '"Built with Qwen"'),
+    (lt.qwen(research=True, drop_built_with=True), "qwen-research", "Qwen Research", '"Built with Qwen"'),
+    (lt.gemma(drop_remote_restriction=True), "gemma", "Gemma", "Google's right to restrict use remotely"),
+    (lt.mistral("non-production", drop_usage_limitation=True), "mnpl", "Non-Production",
+     "limitation to non-production environments"),
+    (lt.mistral("research", drop_usage_limitation=True), "mrl", "Research License", "limitation to research purposes"),
+])
+def test_key_clause_removed_from_model_license_is_altered(tmp_path: Path, text: str, card: str, original: str,
+                                                          why: str) -> None:
+    d = _model(tmp_path, {"README.md": _card(license="other", license_name=card), "LICENSE": text})
+    report = identify_license(d)
+    assert report.altered and report.license.id == "other" and report.license.family == "other"
+    assert report.disagreement is not None and why in report.disagreement, report.disagreement
+    assert original in report.license.name  # says what it resembles
+    assert report.license.commercial_use is None  # the original's terms are not assumed
+
+
+def test_deepseek_without_military_line_keeps_the_rest_of_the_list() -> None:
+    # Only the military line is gone: the list's opening and its other items stay, and only the ban is missing.
+    text = lt.deepseek(drop_military=True)
+    assert lt.DEEPSEEK_USE_LIST in text and lt.DEEPSEEK_LAWFUL in text and lt.DEEPSEEK_MILITARY not in text
+    m = match_text(text)
+    assert m.altered and m.missing == ("the ban on military use (Attachment A)",)
+
+
+def test_mistral_definitions_alone_do_not_stand_for_the_usage_limitation() -> None:
+    # The definitions of "Research Purposes" / "Non-Production Environment" survive when section 3.2 is cut.
+    for kind in ("research", "non-production"):
+        cut = lt.mistral(kind, drop_usage_limitation=True)
+        assert ("Research Purposes" in cut) if kind == "research" else ("Non-Production Environment" in cut)
+        assert match_text(cut).altered
+
+
+@pytest.mark.parametrize(("text", "expected", "confidence"), [
+    (lt.deepseek(), "deepseek", 0.8), (lt.qwen(), "qwen", 0.8), (lt.qwen(research=True), "qwen-research", 0.8),
+    (lt.gemma(), "gemma", 0.8),
+    # No published digest for the Mistral licenses (their texts are not in a public repository we checked).
+    (lt.mistral("research"), "mistral-research", 0.95),
+    (lt.mistral("non-production"), "mistral-non-production", 0.95),
+])
+def test_full_stand_ins_keep_every_key_clause(tmp_path: Path, text: str, expected: str, confidence: float) -> None:
+    m = match_text(text)
+    assert (m.license_id, m.altered, m.missing, m.confidence) == (expected, False, (), confidence), m.detail
+    report = identify_license(_model(tmp_path, {"LICENSE": text}))
+    assert report.license.id == expected and not report.altered and report.disagreement is None

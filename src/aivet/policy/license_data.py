@@ -413,7 +413,16 @@ _DEEPSEEK_REQUIRED = (
     (r"use based restrictions as referenced in paragraph 5 must be included as an enforceable provision",
      "the flow-down of the use-based restrictions"),
     (r"restrict remotely or otherwise", "DeepSeek's right to restrict use remotely"),
+    # The heading alone is not enough: a copy that keeps it but drops the list under it (or only the
+    # military line) restricts nothing.
+    (r"you agree not to use the model or derivatives of the model", "the list of restricted uses under Attachment A"),
+    (r"for military use", "the ban on military use (Attachment A)"),
 )
+_QWEN_BUILT_WITH = (r"built with qwen", 'the "Built with Qwen" display clause')
+# Mistral's MRL and MNPL confine use in section 3.2; the definitions of "Research Purposes" and
+# "Non-Production Environment" stay in a copy that drops the limitation, so the pattern starts at
+# "only use the Mistral Models" and allows the words between it and the purpose (bounded gap).
+_MISTRAL_ONLY_USE = r"only use the mistral models?(?: [a-z]+){0,24}"
 _TONGYI_LLM_BAN = (r"improve any other large language model", "the ban on improving other large language models")
 _RAIL_REQUIRED = ((r"attachment a", "the restricted uses of Attachment A"),
                   (r"(?:use based restrictions|restrictions in attachment a)", "the use-based restrictions clause"),
@@ -463,20 +472,23 @@ FINGERPRINTS: tuple[Fingerprint, ...] = (
         (r"to improve any other large language model", "the ban on improving other large language models"))),
     Fingerprint("gemma", ("gemma terms of use",), (
         (r"prohibited use policy", "the Gemma Prohibited Use Policy"),
-        (r"enforceable provision", "the flow-down of the use restrictions"))),
+        (r"enforceable provision", "the flow-down of the use restrictions"),
+        (r"restrict remotely or otherwise", "Google's right to restrict use remotely"))),
     # "non commercial purposes" is the grant's limitation; a bare "non commercial" also matched the
     # definition of Non-Commercial, which stays when the limitation is cut from the grant.
     Fingerprint("qwen-research", ("qwen research license agreement",), (
-        (r"non commercial purposes", "the non-commercial limitation of the grant"),)),
+        (r"non commercial purposes", "the non-commercial limitation of the grant"), _QWEN_BUILT_WITH)),
     Fingerprint("tongyi-qianwen-research", ("tongyi qianwen research license agreement",), (
         (r"non commercial purposes", "the non-commercial limitation of the grant"), _TONGYI_LLM_BAN)),
     Fingerprint("tongyi-qianwen", ("tongyi qianwen license agreement",), (
         (r"100 million monthly active users", "the 100 million monthly active users clause"), _TONGYI_LLM_BAN)),
     Fingerprint("qwen", ("qwen license agreement",), (
-        (r"100 million monthly active users", "the 100 million monthly active users clause"),)),
+        (r"100 million monthly active users", "the 100 million monthly active users clause"), _QWEN_BUILT_WITH)),
     Fingerprint("deepseek", ("deepseek license agreement",), _DEEPSEEK_REQUIRED),
-    Fingerprint("mistral-non-production", ("mistral ai non production license",)),
-    Fingerprint("mistral-research", ("mistral ai research license",)),
+    Fingerprint("mistral-non-production", ("mistral ai non production license",), (
+        (rf"{_MISTRAL_ONLY_USE} non production environments", "the limitation to non-production environments"),)),
+    Fingerprint("mistral-research", ("mistral ai research license",), (
+        (rf"{_MISTRAL_ONLY_USE} research purposes", "the limitation to research purposes"),)),
     Fingerprint("openrail++", ("rail plusplus m",), _RAIL_REQUIRED),
     Fingerprint("creativeml-openrail-m", ("creativeml open rail m",), _RAIL_REQUIRED),
     Fingerprint("bigcode-openrail-m", ("bigcode open rail m",), _RAIL_REQUIRED),
