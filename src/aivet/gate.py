@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from aivet.errors import ArtifactError, UsageError
-from aivet.evidence import Evidence, Record
+from aivet.evidence import Evidence, Record, Subject
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.policy.decision import Decision
 from aivet.policy.engine import evaluate
 from aivet.policy.model import DeclaredUse, Policy, load_policy
+from aivet.repo import Target
 
-__all__ = ["GateResult", "collect_evidence", "gate", "probe_records", "decision_evidence"]
+__all__ = ["GateResult", "collect_evidence", "gate", "probe_records", "decision_evidence", "subject_for"]
 
 MAX_PROBE_ENTRIES = 1000  # ledger entries read per model; probes beyond this are not considered
 
@@ -47,26 +48,27 @@ def _resubject(evidence: Evidence, subject: str) -> Evidence:
     )
 
 
-def _signature(root: Path, subject: str, key: Path | None, trust: Sequence[Path]) -> Evidence:
+def _signature(root: Path, subject: str, key: Path | None, trust: Sequence[Path], allowed: Path) -> Evidence:
+    from aivet.provenance.hashing import plain_file_within
     from aivet.provenance.manifest import DEFAULT_SIGNATURE_NAME
 
     if key is None and not trust:
         # Without a key nothing can be verified; whether a signature exists is still worth knowing.
-        present = (root / DEFAULT_SIGNATURE_NAME).is_file()
+        present = plain_file_within(root / DEFAULT_SIGNATURE_NAME, allowed)
         status = "unverified" if present else "missing"
         data = {"action": "gate", "status": status, "signature": str(root / DEFAULT_SIGNATURE_NAME)}
         return Evidence(records=(Record("signature", subject, data),))
     from aivet.provenance import verify as v
 
     verifier: v.Verifier = v.KeyVerifier(key) if key is not None else v.CertificateVerifier(tuple(trust))
-    result = v.verify_model(root, verifier)
+    result = v.verify_model(root, verifier, allowed_root=allowed)
     return _resubject(Evidence(findings=result.findings, records=(result.record,)), subject)
 
 
-def _license(root: Path, subject: str, use: DeclaredUse, limits: Limits) -> tuple[Evidence, Any]:
+def _license(root: Path, subject: str, use: DeclaredUse, limits: Limits, allowed: Path) -> tuple[Evidence, Any]:
     from aivet.policy import licenses
 
-    report = licenses.identify_license(root, limits=limits)
+    report = licenses.identify_license(root, limits=limits, allowed_root=allowed)
     intended = licenses.IntendedUse(
         commercial=use.commercial, internal_only=use.internal_only, redistribution=use.redistribution,
         fine_tune_release=use.fine_tune_release, monthly_users=use.monthly_users, regions=tuple(use.regions),
@@ -79,29 +81,29 @@ def _license(root: Path, subject: str, use: DeclaredUse, limits: Limits) -> tupl
     return _resubject(Evidence(records=records), subject), report.license
 
 
-def _origin(root: Path, subject: str, repo_id: str | None, license: Any, limits: Limits) -> Evidence:
+def _origin(root: Path, subject: str, repo_id: str | None, license: Any, limits: Limits, allowed: Path) -> Evidence:
     from aivet.policy import origin
 
-    facts = origin.origin_facts(root, repo_id=repo_id, license=license, limits=limits)
+    facts = origin.origin_facts(root, repo_id=repo_id, license=license, limits=limits, allowed_root=allowed)
     return _resubject(Evidence(records=(facts.to_record(subject),)), subject)
 
 
-def _bom(root: Path, subject: str, limits: Limits) -> Evidence:
+def _bom(root: Path, subject: str, limits: Limits, allowed: Path) -> Evidence:
     from aivet.provenance.bom import build_bom
 
     try:
         # The gate needs the BOM's facts, not a schema-checked document: `aivet bom` validates.
-        result = build_bom(root, limits=limits, validate=False)
+        result = build_bom(root, limits=limits, validate=False, allowed_root=allowed)
     except ArtifactError as exc:
         return Evidence(records=(Record("note", subject, {"step": "bom", "message": exc.diagnostics()}),))
     return _resubject(result.evidence, subject)
 
 
-def _lineage(root: Path, subject: str, limits: Limits) -> Evidence:
+def _lineage(root: Path, subject: str, limits: Limits, allowed: Path) -> Evidence:
     from aivet.provenance.lineage import describe
 
     try:
-        lineage = describe(root, limits=limits)
+        lineage = describe(root, limits=limits, allowed_root=allowed)
     except ArtifactError as exc:
         return Evidence(records=(Record("note", subject, {"step": "lineage", "message": exc.diagnostics()}),))
     return Evidence(records=(lineage.to_record(subject),))
@@ -143,35 +145,60 @@ def collect_evidence(
     read_probes: bool = False,
     model_digest: str | None = None,
     repo_id: str | None = None,
+    allowed_root: Path | None = None,
+    subject: Subject | None = None,
 ) -> Evidence:
     """Scan, verify, license, origin, BOM, lineage (and probes when ``read_probes``) merged into one Evidence.
 
+    Every reader follows links only inside ``allowed_root``: by default the
+    hub cache repository (``models--org--name``) when ``model_dir`` is a
+    snapshot in it, else ``model_dir`` itself. ``subject`` names the model in
+    the evidence (default: as ``aivet scan`` names the directory); its
+    ``repo_id`` is the origin's repository id unless ``repo_id`` is given.
     Raises :class:`~aivet.errors.UsageError` when ``model_dir`` is not a
     directory or both ``key`` and ``trust`` are given; a bad key or trust
     bundle raises too (the caller's problem, not a fact about the model).
     """
-    from aivet.analyzers import scan
+    from aivet.analyzers import ScanOptions, scan_targets
+    from aivet.provenance.directory import allowed_root_for
 
     root = Path(model_dir)
     if not root.is_dir():
         raise UsageError(f"{model_dir}: not a model directory")
     if key is not None and trust:
         raise UsageError("give either a public key or a trust bundle, not both")
-    evidence = scan(root, limits=limits)
-    subject = evidence.subjects[0].id if evidence.subjects else str(root)
-    evidence = evidence.merge(_signature(root, subject, key, trust))
-    license_evidence, info = _license(root, subject, use, limits)
+    allowed = allowed_root_for(root, allowed_root)
+    target = Target(subject or subject_for(root, allowed), root, allowed)
+    repo_id = repo_id or target.subject.repo_id
+    evidence = scan_targets([target], ScanOptions(limits=limits))
+    subject_id = evidence.subjects[0].id if evidence.subjects else str(root)
+    evidence = evidence.merge(_signature(root, subject_id, key, trust, allowed))
+    license_evidence, info = _license(root, subject_id, use, limits, allowed)
     evidence = evidence.merge(license_evidence)
-    evidence = evidence.merge(_origin(root, subject, repo_id, info, limits))
-    evidence = evidence.merge(_bom(root, subject, limits))
-    evidence = evidence.merge(_lineage(root, subject, limits))
+    evidence = evidence.merge(_origin(root, subject_id, repo_id, info, limits, allowed))
+    evidence = evidence.merge(_bom(root, subject_id, limits, allowed))
+    evidence = evidence.merge(_lineage(root, subject_id, limits, allowed))
     if read_probes:
         if model_digest is None:
-            from aivet.ledger.model import model_digest_of_directory
+            from aivet.provenance.directory import model_digest as digest_of
 
-            model_digest = model_digest_of_directory(root)
-        evidence = evidence.merge(Evidence(records=probe_records(probe_ledger, model_digest, subject)))
+            model_digest = digest_of(root, allowed_root=allowed)
+        evidence = evidence.merge(Evidence(records=probe_records(probe_ledger, model_digest, subject_id)))
     return evidence
+
+
+def subject_for(root: Path, allowed: Path) -> Subject:
+    """The subject of the model in ``root``: as ``aivet scan`` names a directory, a hub snapshot by repo id and revision."""
+    from aivet.repo import display
+
+    shown = display(str(root))
+    if allowed.resolve() != root.resolve():
+        cache = allowed.name
+        repo_id = display(cache[len("models--"):].replace("--", "/")) if cache.startswith("models--") else None
+        commit = display(root.resolve().name)
+        label = f"{repo_id}@{commit[:12]}" if repo_id else shown
+        return Subject(id=label, kind="hf-cache", location=shown, repo_id=repo_id, revision=commit)
+    return Subject(id=shown, kind="directory", location=shown)
 
 
 def gate(
@@ -186,19 +213,27 @@ def gate(
     read_probes: bool = False,
     model_digest: str | None = None,
     repo_id: str | None = None,
+    allowed_root: Path | None = None,
+    subject: Subject | None = None,
+    model_label: str | None = None,
 ) -> GateResult:
     """Collect the evidence about ``model_dir`` and decide under ``policy`` (a Policy, profile name or file).
 
     ``use`` replaces the policy's declared ``[use]`` (the CLI builds it from
-    the policy's use and its flags). Raises :class:`~aivet.policy.model.PolicyError`
-    for a bad policy before any file of the model is read.
+    the policy's use and its flags). ``allowed_root`` and ``subject`` are as
+    for :func:`collect_evidence` (pass a resolved :class:`aivet.repo.Target`'s
+    fields for an ``hf://`` reference); ``model_label`` is the model as the
+    decision names it (default ``str(model_dir)``). Raises
+    :class:`~aivet.policy.model.PolicyError` for a bad policy before any file
+    of the model is read.
     """
     loaded = policy if isinstance(policy, Policy) else load_policy(policy)
     declared = use or loaded.use
     evidence = collect_evidence(model_dir, use=declared, key=key, trust=trust, limits=limits,
                                 probe_ledger=probe_ledger, read_probes=read_probes, model_digest=model_digest,
-                                repo_id=repo_id)
-    decision = evaluate(loaded, evidence, use=declared, model=str(model_dir), model_digest=model_digest)
+                                repo_id=repo_id, allowed_root=allowed_root, subject=subject)
+    decision = evaluate(loaded, evidence, use=declared, model=model_label or str(model_dir),
+                        model_digest=model_digest)
     return GateResult(decision, evidence, loaded)
 
 

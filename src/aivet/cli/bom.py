@@ -25,7 +25,8 @@ class BomFormatOption(enum.StrEnum):
 
 
 def bom(
-    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    model_dir: Annotated[Path, typer.Argument(help="The model directory (or a Hugging Face cache snapshot).",
+                                              show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
                                                help="Write the BOM to FILE instead of stdout.")] = None,
     fmt: Annotated[BomFormatOption, typer.Option("--format", "-f", case_sensitive=False,

@@ -20,6 +20,7 @@ import typer
 from aivet.errors import EnvironmentFailure, MissingExtraError, UsageError
 from aivet.evidence import Evidence
 from aivet.policy.decision import Decision
+from aivet.repo import Target
 
 
 class GateFormat(str, enum.Enum):
@@ -30,7 +31,9 @@ class GateFormat(str, enum.Enum):
 
 
 def gate(
-    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model directory, a Hugging Face cache "
+                                         "snapshot, or hf://ORG/NAME[@REVISION] (from the local hub cache; "
+                                         "downloaded unless HF_HUB_OFFLINE is set).", show_default=False)],
     policy: Annotated[str, typer.Option("--policy", "-p", help="Shipped profile (default, strict, nist) or a "
                                         "policy file (TOML, see docs/policy.md).")] = "default",
     key: Annotated[Path | None, typer.Option("--key", "-k", help="The signer's PEM public key (verify with it).")]
@@ -48,7 +51,8 @@ def gate(
     region: Annotated[list[str] | None, typer.Option("--region", help="Deployment region (e.g. EU), repeatable; "
                                                      "replaces the policy's regions.")] = None,
     use_case: Annotated[str | None, typer.Option("--use-case", help="Declared use case.")] = None,
-    repo_id: Annotated[str | None, typer.Option("--repo-id", help="Hub repository id the model came from.")]
+    repo_id: Annotated[str | None, typer.Option("--repo-id", help="Hub repository id the model came from "
+                                                "(default: the hf:// reference's or the cache's).")]
     = None,
     record: Annotated[bool | None, typer.Option("--record/--no-record", show_default=False,
                                                 help="Append the decision and its evidence to the ledger "
@@ -58,7 +62,7 @@ def gate(
     limit: Annotated[list[str] | None, typer.Option("--limit", metavar="NAME=VALUE",
                                                     help="Override a safety limit, as for `aivet scan`.")] = None,
 ) -> None:
-    """Decide whether MODEL_DIR may be deployed under a policy: allow, allow with obligations, or deny."""
+    """Decide whether MODEL may be deployed under a policy: allow, allow with obligations, or deny."""
     from aivet import recording
     from aivet.cli.main import parse_limits
     from aivet.gate import decision_evidence
@@ -77,19 +81,21 @@ def gate(
         use = replace(use, regions=tuple(r.upper() for r in region))
     if use_case is not None:
         use = replace(use, use_case=use_case)
-    if not model_dir.is_dir():
-        raise UsageError(f"{model_dir}: not a model directory")
+    target = _target(model)
+    model_dir = target.path
     record_wanted = recording.wanted(record)
     # Probe results are read from a ledger the user named (option, $AIVET_LEDGER, settings) or records to;
     # the default ledger is not opened just to look, since that would create it.
     read_probes = record_wanted or ledger is not None or load_settings().ledger is not None
     digest = None
     if read_probes:
-        from aivet.ledger.model import model_digest_of_directory
+        from aivet.provenance.directory import model_digest
 
-        digest = model_digest_of_directory(model_dir)
+        digest = model_digest(model_dir, allowed_root=target.allowed_root)
     result = run_gate(model_dir, loaded, use=use, key=key, trust=tuple(trust or ()), limits=limits, probe_ledger=ledger,
-                      read_probes=read_probes, model_digest=digest, repo_id=repo_id)
+                      read_probes=read_probes, model_digest=digest, repo_id=repo_id or target.subject.repo_id,
+                      allowed_root=target.allowed_root, subject=target.subject,
+                      model_label=model if model.startswith("hf://") else str(model_dir))
     if record_wanted:
         entry = recording.record(decision_evidence(result), kind="gate", model_dir=model_dir, ledger=ledger,
                                  model_digest=digest)
@@ -106,6 +112,32 @@ def gate(
         typer.echo(f"{result.decision.verdict.value} (tier {result.decision.tier.value}); "
                    f"wrote the {fmt.value} report to {output}", err=True)
     raise typer.Exit(result.decision.exit_code)
+
+
+def _target(model: str) -> Target:
+    """The one model directory MODEL names, and the root its links may resolve into.
+
+    ``hf://`` references and hub caches go through :func:`aivet.repo.resolve`;
+    a snapshot directory given by path is recognised by its place in the cache.
+    """
+    from aivet.gate import subject_for
+    from aivet.provenance.directory import hub_repo_root
+    from aivet.repo import resolve
+
+    if not model.startswith("hf://") and not Path(model).is_dir():
+        raise UsageError(f"{model}: not a model directory")
+    targets = resolve(model)
+    if len(targets) != 1:
+        shown = ", ".join(t.subject.id for t in targets[:5])
+        raise UsageError(f"{model}: holds {len(targets)} models ({shown}...); gate one snapshot or "
+                         "hf://ORG/NAME@REVISION")
+    target = targets[0]
+    if not target.path.is_dir():
+        raise UsageError(f"{model}: not a model directory")
+    hub = hub_repo_root(target.path)
+    if target.subject.kind == "directory" and hub is not None:
+        target = Target(subject_for(target.path, hub), target.path, hub)
+    return target
 
 
 def _render(decision: Decision, evidence: Evidence, fmt: GateFormat, output: Path | None) -> str:

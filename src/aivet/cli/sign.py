@@ -15,11 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from aivet.cli.progress import ByteProgress
-from aivet.errors import UsageError
+from aivet.errors import ArtifactError, UsageError
 
-_ModelDir = Annotated[Path, typer.Argument(help="The model directory.", show_default=False)]
+_ModelDir = Annotated[Path, typer.Argument(help="The model directory (or a Hugging Face cache snapshot).",
+                                           show_default=False)]
 _Signature = Annotated[
-    Path | None, typer.Option("--signature", "-s", help="Signature file (default: MODEL_DIR/model.sig).")
+    Path | None, typer.Option("--signature", "-s", help="Signature file (default: MODEL_DIR/model.sig; "
+                                                        "required outside the cache to sign a hub snapshot).")
 ]
 _Workers = Annotated[int | None, typer.Option("--workers", help="Hashing threads (default: every CPU).")]
 _Json = Annotated[bool, typer.Option("--json", help="Print the signature record as JSON.")]
@@ -38,9 +40,21 @@ def _record(kind: str, model_dir: Path, record: Any, findings: tuple[Any, ...], 
 
     if not recording.wanted(option):
         return
+    from aivet.provenance.directory import hub_repo_root, model_digest
+
     subject = Subject(id=record.subject, kind="directory", location=str(model_dir))
     evidence = Evidence(subjects=(subject,), findings=findings, records=(record,))
-    entry = recording.record(evidence, kind=kind, model_dir=model_dir, ledger=ledger)
+    hub = hub_repo_root(model_dir) if model_dir.is_dir() else None
+    digest = None
+    if hub is not None:
+        # A snapshot is linked by the digest of its files, as a plain copy of them would be (the
+        # ledger's own digest refuses the cache's links); a refused snapshot is recorded unlinked.
+        try:
+            digest = model_digest(model_dir, allowed_root=hub)
+        except ArtifactError:
+            digest = None
+    entry = recording.record(evidence, kind=kind, model_dir=None if hub is not None else model_dir, ledger=ledger,
+                             model_digest=digest)
     typer.echo(f"Recorded as entry {entry.index} in {entry.ledger}", err=True)
 
 

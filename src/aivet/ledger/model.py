@@ -14,12 +14,12 @@ __all__ = ["model_digest_of_directory"]
 
 
 def model_digest_of_directory(root: str | Path) -> str:
-    """``sha256:<manifest root digest>`` of the model directory ``root`` (hashes every file once)."""
-    from aivet.provenance.directory import ignore_list, manifest_of
-    from aivet.provenance.manifest import DEFAULT_SIGNATURE_NAME, Serialization
+    """``sha256:<manifest root digest>`` of the model directory ``root`` (hashes every file once).
 
-    path = Path(root)
-    # The same ignore list as a default `aivet sign`: git files and the signature itself, so the
-    # digest is the signed manifest's root digest and does not change when the model is re-signed.
-    serialization = Serialization(ignore_paths=ignore_list(path, path / DEFAULT_SIGNATURE_NAME))
-    return "sha256:" + manifest_of(path, serialization).root_digest()
+    The signed manifest's root digest of a default ``aivet sign`` (git files and
+    ``model.sig`` left out), so re-signing keeps the key; a hub cache snapshot
+    gets the digest of the same files in a plain directory.
+    """
+    from aivet.provenance.directory import model_digest
+
+    return model_digest(Path(root))

@@ -34,6 +34,7 @@ from aivet.errors import ArtifactError
 from aivet.evidence import Record
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.policy import license_data as data
+from aivet.provenance.hashing import plain_file_within
 from aivet.provenance.modelcard import read_front_matter
 
 __all__ = [
@@ -362,20 +363,24 @@ def _compatible(card: str, text: str) -> bool:
     return card == "bsd" and text.startswith("bsd")
 
 
-def identify_license(model_dir: Path, *, limits: Limits = DEFAULT_LIMITS) -> LicenseReport:
+def identify_license(model_dir: Path, *, limits: Limits = DEFAULT_LIMITS,
+                     allowed_root: Path | None = None) -> LicenseReport:
     """Identify the license of the model in ``model_dir`` from its card and license files.
 
     Never raises for the directory's content: unreadable or hostile files
     become sources with confidence 0 and a detail saying why. A license file
     outweighs the card (it is the text that binds); an altered license text
-    makes the result ``other`` with ``altered=True``.
+    makes the result ``other`` with ``altered=True``. Files are read only when
+    they resolve inside ``allowed_root`` (default ``model_dir``; the hub cache
+    repository for a snapshot, whose files are links into its blobs).
     """
     model_dir = Path(model_dir)
+    allowed = Path(allowed_root) if allowed_root is not None else model_dir
     sources: list[LicenseSource] = []
     card_id: str | None = None
     link: str | None = None
     readme = next((p for p in sorted(_safe_listdir(model_dir)) if p.name.lower() == "readme.md"), None)
-    if readme is not None and not _plain_file_inside(readme, model_dir):
+    if readme is not None and not _plain_file_inside(readme, allowed):
         sources.append(LicenseSource("front-matter", readme.name, "", 0.0,
                                      "not a regular file inside the model directory: not read"))
     elif readme is not None:
@@ -399,7 +404,7 @@ def identify_license(model_dir: Path, *, limits: Limits = DEFAULT_LIMITS) -> Lic
     altered_src = ""
     unrecognised = False
     for kind, path in _candidate_files(model_dir, link):
-        text, note = _read_prefix(path, model_dir, limits.max_license_file_bytes)
+        text, note = _read_prefix(path, allowed, limits.max_license_file_bytes)
         if text is None:
             sources.append(LicenseSource(kind, path.name, "", 0.0, note))
             continue
@@ -449,10 +454,7 @@ def identify_license(model_dir: Path, *, limits: Limits = DEFAULT_LIMITS) -> Lic
 
 def _plain_file_inside(path: Path, root: Path) -> bool:
     """A regular file (not a FIFO or device that could block a read) that resolves inside ``root``."""
-    try:
-        return path.is_file() and path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):
-        return False
+    return plain_file_within(path, root)
 
 
 def _safe_listdir(model_dir: Path) -> list[Path]:

@@ -25,6 +25,7 @@ from aivet.formats import FormatError, LimitExceeded
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.policy import license_data as data
 from aivet.policy.licenses import LicenseInfo, identify_license
+from aivet.provenance.hashing import plain_file_within
 from aivet.provenance.lineage import infer_family, parse_config
 from aivet.provenance.modelcard import read_front_matter
 
@@ -93,14 +94,17 @@ def _family_from_names(names: tuple[str, ...]) -> tuple[str, str] | None:
 
 
 def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: LicenseInfo | None = None,
-                 limits: Limits = DEFAULT_LIMITS) -> OriginFacts:
+                 limits: Limits = DEFAULT_LIMITS, allowed_root: Path | None = None) -> OriginFacts:
     """Gather origin facts for the model in ``model_dir``; never raises for the directory's content.
 
     ``repo_id`` is the hub id (``org/name``) when known; for a Hugging Face
     cache path it is read from the path. ``license`` is the identified license
-    (identified here when not given).
+    (identified here when not given). README and config.json are read only
+    when they resolve inside ``allowed_root`` (default ``model_dir``; the hub
+    cache repository for a snapshot).
     """
     model_dir = Path(model_dir)
+    allowed = Path(allowed_root) if allowed_root is not None else model_dir
     notes: list[str] = []
     repo_source = "hub repo id org"
     if repo_id is None:
@@ -109,7 +113,7 @@ def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: Licens
 
     base_models: tuple[Fact, ...] = ()
     readme = next((p for p in _listdir(model_dir) if p.name.lower() == "readme.md"), None)
-    if readme is not None and readme.is_file() and not readme.is_symlink():
+    if readme is not None and plain_file_within(readme, allowed):
         try:
             fm = read_front_matter(readme, limits)
             base_models = tuple(Fact(b, "README front matter: base_model") for b in fm.base_models)
@@ -119,7 +123,7 @@ def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: Licens
     family: Fact | None = None
     name_or_path: str | None = None
     config = model_dir / "config.json"
-    if config.is_file() and not config.is_symlink():
+    if plain_file_within(config, allowed):
         try:
             with open(config, "rb") as fh:
                 raw = fh.read(limits.max_json_bytes + 1)
@@ -155,7 +159,7 @@ def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: Licens
             publisher = Fact(org, f"{src} (declared by the repository, not verified)")
 
     if license is None:
-        license = identify_license(model_dir, limits=limits).license
+        license = identify_license(model_dir, limits=limits, allowed_root=allowed).license
     licensor: Fact | None = None
     entry = data.CATALOGUE.get(license.id)
     if entry is not None and entry.publisher:

@@ -33,7 +33,7 @@ from aivet.errors import AivetError, ArtifactError, EnvironmentFailure, UsageErr
 from aivet.evidence import Evidence, Finding, Record, Severity, Subject
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.provenance import hashing
-from aivet.provenance.directory import model_name
+from aivet.provenance.directory import allowed_root_for, model_name
 from aivet.provenance.manifest import DEFAULT_IGNORE, DEFAULT_SIGNATURE_NAME
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, Rule
 
@@ -166,6 +166,7 @@ def take_inventory(
     workers: int | None = None,
     progress: hashing.ProgressFn | None = None,
     on_total: Callable[[int], None] | None = None,
+    allowed_root: Path | None = None,
 ) -> Inventory:
     """Walk and hash ``root``, read its metadata and signature (default ``root/model.sig``).
 
@@ -174,12 +175,16 @@ def take_inventory(
     (more than ``limits.max_files`` files, a link leaving it, a special file).
     Unreadable metadata is not an error: it is a :class:`Problem`. A
     ``signature`` given explicitly must exist; the default one may be absent.
+    Links may resolve inside ``allowed_root`` (default: the hub cache
+    repository when ``root`` is a snapshot, else ``root``).
     """
     from aivet.provenance.modelcard import collect
 
     root = Path(root)
+    allowed = allowed_root_for(root, allowed_root)
     # Links inside the model are followed (each file is listed under its own name); links out are refused.
-    entries = hashing.walk(root, DEFAULT_IGNORE, allow_symlinks=True, max_files=limits.max_files)
+    entries = hashing.walk(root, DEFAULT_IGNORE, allow_symlinks=True, max_files=limits.max_files,
+                           allowed_root=allowed)
     if on_total is not None:
         on_total(sum(e.size for e in entries))
     units = hashing.units_for(entries, None)
@@ -191,6 +196,8 @@ def take_inventory(
     sig_facts: SignatureFacts | None = None
     if signature is not None and not sig_path.is_file():
         raise UsageError(f"the signature file {str(signature)!r} does not exist or is not a regular file")
+    if signature is None and sig_path.is_symlink() and not hashing.plain_file_within(sig_path, allowed):
+        raise ArtifactError(f"{DEFAULT_SIGNATURE_NAME!r} is a symbolic link that leaves the model directory")
     if sig_path.is_file():
         sig_facts, problem = _signature_facts(root, sig_path, files)
         if problem is not None:
@@ -206,7 +213,8 @@ def _signature_facts(root: Path, sig_path: Path, files: Sequence[FileDigest]) ->
 
     listed = {f.name: f.sha256 for f in files}
     try:
-        rel = sig_path.resolve().relative_to(root.resolve()).as_posix()
+        # The link itself, not its target: in a hub snapshot model.sig links into the cache's blobs.
+        rel = (sig_path.parent.resolve() / sig_path.name).relative_to(root.resolve()).as_posix()
         in_model = rel in listed
     except (ValueError, OSError):
         rel, in_model = sig_path.name, False  # outside the model: named, never mixed up with its files
@@ -449,6 +457,7 @@ def build_bom(
     validate: bool = True,
     progress: hashing.ProgressFn | None = None,
     on_total: Callable[[int], None] | None = None,
+    allowed_root: Path | None = None,
 ) -> BomResult:
     """Inventory ``root`` and write its BOM in ``fmt``; the result carries text, identity and evidence.
 
@@ -459,7 +468,7 @@ def build_bom(
     identically shaped file components is validated.
     """
     inv = take_inventory(root, signature=signature, name=name, limits=limits, workers=workers, progress=progress,
-                         on_total=on_total)
+                         on_total=on_total, allowed_root=allowed_root)
     if fmt is BomFormat.CYCLONEDX:
         doc, serial = cyclonedx_document(inv)
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -290,24 +290,36 @@ def _sketch(mm: mmap.mmap, data_start: int, spec: TensorSpec) -> TensorSketch | 
     return TensorSketch(spec.shape, made[0], made[1], spec.name)
 
 
-def safetensors_files(model_dir: Path, limits: Limits = DEFAULT_LIMITS) -> list[Path]:
+def safetensors_files(model_dir: Path, limits: Limits = DEFAULT_LIMITS, *,
+                      allowed_root: Path | None = None) -> list[Path]:
     """The ``*.safetensors`` files under ``model_dir``, sorted by relative path (links to files followed).
 
-    Directory links are not followed, so a link cannot lead the walk outside the model.
+    Directory links are not followed, so a link cannot lead the walk outside the model; a file link
+    must resolve inside ``allowed_root`` (default ``model_dir``; the hub cache repository around a
+    snapshot), else :class:`FingerprintError`.
     """
+    from aivet.provenance.hashing import plain_file_within
+
+    allowed = Path(allowed_root) if allowed_root is not None else Path(model_dir)
     found: list[Path] = []
     for root, dirs, names in os.walk(model_dir, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if name.endswith(".safetensors"):
-                found.append(Path(root) / name)
+                path = Path(root) / name
+                if path.is_symlink() and not plain_file_within(path, allowed):
+                    raise FingerprintError(f"{path}: a symbolic link that leaves the model directory (not read)")
+                found.append(path)
                 if len(found) > limits.max_files:
                     raise FingerprintError(f"{model_dir}: more than {limits.max_files} safetensors files")
     return sorted(found, key=lambda p: p.relative_to(model_dir).as_posix())
 
 
-def fingerprint_model(model_dir: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
+def fingerprint_model(model_dir: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS, *,
+                      allowed_root: Path | None = None) -> Fingerprint:
     """Fingerprint a model directory (or a single ``.safetensors`` file).
+
+    Links in a directory must resolve inside ``allowed_root`` (default: the directory).
 
     Raises :class:`FingerprintError` when there is no safetensors file, when
     none holds a tensor that can be sampled, or when a file is corrupt.
@@ -315,7 +327,8 @@ def fingerprint_model(model_dir: str | os.PathLike[str], limits: Limits = DEFAUL
     path = Path(model_dir)
     if not path.exists():
         raise FingerprintError(f"{path}: no such file or directory")
-    files = [path] if path.is_file() else safetensors_files(path, limits) if path.is_dir() else []
+    files = [path] if path.is_file() else \
+        safetensors_files(path, limits, allowed_root=allowed_root) if path.is_dir() else []
     if not files:
         raise FingerprintError(f"{path}: no .safetensors weights to fingerprint (convert other formats first)")
     fp = fingerprint_files(files, limits)

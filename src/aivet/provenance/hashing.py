@@ -114,15 +114,21 @@ def walk(
     *,
     allow_symlinks: bool = False,
     max_files: int = 1_000_000,
+    allowed_root: Path | None = None,
 ) -> list[FileEntry]:
     """List the regular files under ``root`` (sorted by name), skipping ignored paths.
 
-    Symbolic links that leave ``root`` are always refused; links inside it are
-    followed only with ``allow_symlinks`` (the specification's default is to
-    refuse every link). Special files (pipes, sockets, devices) are refused:
-    opening a FIFO would block forever. More than ``max_files`` files is a
-    :class:`ArtifactError`, so a directory with millions of entries fails
-    clearly instead of exhausting memory.
+    Symbolic links that leave ``allowed_root`` (default: ``root``) are always
+    refused; links inside ``root`` are followed only with ``allow_symlinks``
+    (the specification's default is to refuse every link). An ``allowed_root``
+    wider than ``root`` is a Hugging Face cache repository (``models--org--name``)
+    around a snapshot: a link from the snapshot to a regular file elsewhere in
+    it is the cache's storage (``../../blobs/<hash>``), followed whatever
+    ``allow_symlinks`` says and listed under the link's own name, so a snapshot
+    hashes exactly like a plain copy of its files. Special files (pipes,
+    sockets, devices) are refused: opening a FIFO would block forever. More
+    than ``max_files`` files is a :class:`ArtifactError`, so a directory with
+    millions of entries fails clearly instead of exhausting memory.
     """
     root = Path(root)
     try:
@@ -131,6 +137,14 @@ def walk(
         raise UsageError(f"model directory {str(root)!r} cannot be read: {exc}") from exc
     if not real_root.is_dir():
         raise UsageError(f"{str(root)!r} is not a directory")
+    real_allowed = real_root
+    if allowed_root is not None:
+        try:
+            real_allowed = Path(allowed_root).resolve(strict=True)
+        except OSError as exc:
+            raise UsageError(f"allowed root {str(allowed_root)!r} cannot be read: {exc}") from exc
+        if not is_within(real_root, real_allowed):
+            raise UsageError(f"model directory {str(root)!r} is not inside the allowed root {str(allowed_root)!r}")
     out: list[FileEntry] = []
     stack: list[tuple[Path, str]] = [(root, "")]
     # Directories already listed, by (device, inode): a link back to one would make the walk endless.
@@ -154,13 +168,17 @@ def walk(
             except OSError as exc:
                 raise EnvironmentFailure(f"cannot stat {name!r}: {exc}") from exc
             if stat.S_ISLNK(st.st_mode):
-                target = _link_target(path, real_root, name)
-                if not allow_symlinks:
+                target = _link_target(path, real_allowed, name)
+                # A link out of the snapshot but inside its cache repository is how the hub stores files.
+                storage = not is_within(target, real_root)
+                if not allow_symlinks and not storage:
                     raise ArtifactError(
                         f"{name!r} is a symbolic link; links are refused unless allow_symlinks is set "
                         "(the model signing specification's default)"
                     )
                 st = os.stat(target)
+                if storage and not stat.S_ISREG(st.st_mode):
+                    raise ArtifactError(f"{name!r} links to a directory or special file outside the model directory")
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in seen_dirs:
                     raise ArtifactError(f"{name!r} links back to a directory already in the model (a loop)")
@@ -176,13 +194,32 @@ def walk(
     return out
 
 
-def _link_target(path: Path, real_root: Path, name: str) -> Path:
-    """Resolve a link and refuse it if it leaves the model directory (or dangles)."""
+def is_within(path: Path, root: Path) -> bool:
+    """True if the (already resolved) ``path`` is ``root`` or lies under it."""
+    return path == root or root in path.parents
+
+
+def plain_file_within(path: Path, allowed_root: Path) -> bool:
+    """A regular file (not a FIFO or device that could block a read) that resolves inside ``allowed_root``.
+
+    The check every reader of single metadata files (README, LICENSE,
+    config.json) makes before opening one: a link is followed only when its
+    target stays inside ``allowed_root`` (the model directory, or the hub
+    cache repository around a snapshot).
+    """
+    try:
+        return path.is_file() and is_within(path.resolve(strict=True), Path(allowed_root).resolve(strict=True))
+    except (OSError, RuntimeError):
+        return False
+
+
+def _link_target(path: Path, real_allowed: Path, name: str) -> Path:
+    """Resolve a link and refuse it if it leaves the allowed root (or dangles)."""
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError) as exc:
         raise ArtifactError(f"{name!r} is a broken or looping symbolic link") from exc
-    if target != real_root and real_root not in target.parents:
+    if not is_within(target, real_allowed):
         raise ArtifactError(f"{name!r} is a symbolic link that leaves the model directory (to {str(target)!r})")
     return target
 

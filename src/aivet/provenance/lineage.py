@@ -36,7 +36,9 @@ from aivet.errors import ArtifactError
 from aivet.evidence import Record
 from aivet.formats import FormatError, LimitExceeded
 from aivet.limits import DEFAULT_LIMITS, Limits
+from aivet.provenance.directory import allowed_root_for
 from aivet.provenance.fingerprint import Fingerprint, FingerprintError, fingerprint_model
+from aivet.provenance.hashing import plain_file_within
 from aivet.provenance.registry import DEFAULT_THRESHOLD, Match, Registry
 
 __all__ = [
@@ -383,7 +385,11 @@ def parse_front_matter(text: str) -> tuple[tuple[str, ...], str | None]:
 # -- gathering ------------------------------------------------------------------------------
 
 
-def _read(path: Path, limit: int, limit_name: str) -> bytes:
+def _read(path: Path, limit: int, limit_name: str, allowed: Path) -> bytes:
+    if not plain_file_within(path, allowed):
+        # A link out of the model (or out of its hub cache repository) is never followed.
+        raise FormatError(f"{path.name} is a symbolic link that leaves the model directory, or not a regular file",
+                          0)
     with open(path, "rb") as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
@@ -391,32 +397,37 @@ def _read(path: Path, limit: int, limit_name: str) -> bytes:
     return data
 
 
-def _tokenizer(model_dir: Path, limits: Limits) -> TokenizerFacts | None:
+def _tokenizer(model_dir: Path, limits: Limits, allowed: Path) -> TokenizerFacts | None:
     if (model_dir / "tokenizer.json").is_file():
-        return parse_tokenizer(_read(model_dir / "tokenizer.json", limits.max_json_bytes, "max_json_bytes"))
+        return parse_tokenizer(_read(model_dir / "tokenizer.json", limits.max_json_bytes, "max_json_bytes", allowed))
     if (model_dir / "vocab.json").is_file():
         merges_path = model_dir / "merges.txt"
-        merges = _read(merges_path, limits.max_json_bytes, "max_json_bytes") if merges_path.is_file() else None
-        return parse_vocab_merges(_read(model_dir / "vocab.json", limits.max_json_bytes, "max_json_bytes"), merges)
+        merges = _read(merges_path, limits.max_json_bytes, "max_json_bytes", allowed) \
+            if merges_path.is_file() else None
+        return parse_vocab_merges(_read(model_dir / "vocab.json", limits.max_json_bytes, "max_json_bytes", allowed),
+                                  merges)
     if (model_dir / "tokenizer.model").is_file():  # sentencepiece protobuf: hashed as bytes
-        data = _read(model_dir / "tokenizer.model", limits.max_json_bytes, "max_json_bytes")
+        data = _read(model_dir / "tokenizer.model", limits.max_json_bytes, "max_json_bytes", allowed)
         return TokenizerFacts("sentencepiece", "sha256:" + hashlib.sha256(data).hexdigest(), 0, 0)
     return None
 
 
 def describe(model_dir: str | os.PathLike[str], *, registry: Registry | None = None,
              threshold: float = DEFAULT_THRESHOLD, top: int = 5, fingerprint: bool = True,
-             limits: Limits = DEFAULT_LIMITS) -> Lineage:
+             limits: Limits = DEFAULT_LIMITS, allowed_root: Path | None = None) -> Lineage:
     """Gather the lineage of ``model_dir``: config, family, declared base, tokenizer hash, fingerprint, matches.
 
     A missing or unreadable config, tokenizer or README becomes a note (the
     other sources still count). Unusable weights raise :class:`LineageError`
     only when ``registry`` is given (a match was asked for); otherwise they are
     a note too. Raises :class:`LineageError` when ``model_dir`` is not a directory.
+    Links are followed only inside ``allowed_root`` (default: the hub cache
+    repository when ``model_dir`` is a snapshot, else ``model_dir``).
     """
     root = Path(model_dir)
     if not root.is_dir():
         raise LineageError(f"{root}: not a model directory")
+    allowed = allowed_root_for(root, allowed_root)
     notes: list[str] = []
     config: ConfigFacts | None = None
     tok: TokenizerFacts | None = None
@@ -424,13 +435,13 @@ def describe(model_dir: str | os.PathLike[str], *, registry: Registry | None = N
     relation: str | None = None
     try:
         if (root / "config.json").is_file():
-            config = parse_config(_read(root / "config.json", limits.max_json_bytes, "max_json_bytes"))
+            config = parse_config(_read(root / "config.json", limits.max_json_bytes, "max_json_bytes", allowed))
         else:
             notes.append("no config.json: family not inferred")
     except (FormatError, LimitExceeded, OSError) as exc:
         notes.append(f"config.json unusable: {exc}")
     try:
-        tok = _tokenizer(root, limits)
+        tok = _tokenizer(root, limits, allowed)
         if tok is None:
             notes.append("no tokenizer.json, vocab.json or tokenizer.model")
     except (FormatError, LimitExceeded, OSError) as exc:
@@ -439,15 +450,16 @@ def describe(model_dir: str | os.PathLike[str], *, registry: Registry | None = N
     if readme.is_file():
         try:
             bases, relation = parse_front_matter(
-                _read(readme, limits.max_text_file_bytes, "max_text_file_bytes").decode("utf-8", errors="replace"))
-        except (LimitExceeded, OSError) as exc:
+                _read(readme, limits.max_text_file_bytes, "max_text_file_bytes", allowed)
+                .decode("utf-8", errors="replace"))
+        except (FormatError, LimitExceeded, OSError) as exc:
             notes.append(f"README.md unusable: {exc}")
     family, reasons, consistent = infer_family(config) if config else (None, (), None)
     fp: Fingerprint | None = None
     matches: tuple[Match, ...] = ()
     if fingerprint or registry is not None:
         try:
-            fp = fingerprint_model(root, limits)
+            fp = fingerprint_model(root, limits, allowed_root=allowed)
         except FingerprintError as exc:
             if registry is not None:
                 raise LineageError(exc.diagnostics()) from None

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aivet.errors import ArtifactError, EnvironmentFailure, MissingExtraError, OfflineError
+from aivet.errors import ArtifactError, EnvironmentFailure, MissingExtraError, OfflineError, UsageError
 from aivet.evidence import Record
 from aivet.provenance import hashing, keys
 from aivet.provenance.bundle import PAYLOAD_TYPE, Bundle, pae
-from aivet.provenance.directory import ignore_list, manifest_of
+from aivet.provenance.directory import allowed_root_for, hub_repo_root, ignore_list, manifest_of
 from aivet.provenance.manifest import DEFAULT_SIGNATURE_NAME, Manifest, Serialization
 
 
@@ -146,6 +146,7 @@ def sign_model(
     on_total: Any = None,
     use_cache: bool = False,
     max_files: int = 1_000_000,
+    allowed_root: Path | None = None,
 ) -> SignResult:
     """Hash ``root``, sign the statement, write the bundle (default ``root/model.sig``).
 
@@ -154,8 +155,17 @@ def sign_model(
     is signed with the digests: it cannot be changed without breaking the
     signature. ``use_cache`` reuses digests of files unchanged since the last
     signing (incremental re-hashing).
+
+    A Hugging Face cache snapshot (``allowed_root`` None: auto-detected) is
+    hashed like a plain copy of its files, but the signature must be written
+    outside the cache (``signature``): a file added to a snapshot is not part
+    of the hub revision and would confuse the cache. :class:`UsageError`
+    otherwise.
     """
     root = Path(root)
+    hub = Path(allowed_root) if allowed_root is not None else hub_repo_root(root)
+    if hub is not None:
+        _refuse_signature_in_cache(root, hub, signature)
     sig_path = Path(signature) if signature is not None else root / DEFAULT_SIGNATURE_NAME
     ser = Serialization(
         method="shards" if shard_size else "files",
@@ -168,7 +178,7 @@ def sign_model(
     card = _check_card(model_card)
     manifest = manifest_of(
         root, ser, workers=workers, progress=progress, cache=cache, max_files=max_files, model_card=card,
-        on_total=on_total,
+        on_total=on_total, allowed_root=allowed_root_for(root, allowed_root),
     )
     payload = json.dumps(manifest.to_statement(), indent=2).encode("utf-8")
     bundle = signer.sign(payload)
@@ -191,6 +201,23 @@ def sign_model(
         },
     )
     return SignResult(sig_path, manifest, record, cache.hits if cache else 0)
+
+
+def _refuse_signature_in_cache(root: Path, hub: Path, signature: Path | None) -> None:
+    """Refuse to write a signature anywhere inside a hub cache repository (``hub``)."""
+    real_hub = hub.resolve()
+    if real_hub == root.resolve():
+        return  # an explicit allowed root equal to the model root: a plain directory
+    if signature is None:
+        raise UsageError(
+            f"{str(root)!r} is a Hugging Face cache snapshot: aivet does not write model.sig into the cache. "
+            "Sign with --signature PATH outside the cache (and verify with the same --signature), or sign a "
+            "plain copy of the files (`hf download ORG/NAME --local-dir DIR`)."
+        )
+    where = Path(signature).parent.resolve() / Path(signature).name
+    if where == real_hub or real_hub in where.parents:
+        raise UsageError(f"the signature {str(signature)!r} would be written inside the Hugging Face cache "
+                         f"repository {str(hub)!r}; write it outside the cache")
 
 
 def _check_card(card: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from aivet.errors import AivetError, ArtifactError, EnvironmentFailure, UsageErr
 from aivet.evidence import Finding, Record, Severity
 from aivet.provenance import hashing, keys
 from aivet.provenance.bundle import Bundle, BundleError, SignatureMissing, pae, read_bundle
-from aivet.provenance.directory import manifest_of, model_name
+from aivet.provenance.directory import allowed_root_for, manifest_of, model_name
 from aivet.provenance.manifest import DEFAULT_SIGNATURE_NAME, Manifest, PredicateError, diff
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, Rule
 
@@ -236,6 +236,7 @@ def verify_model(
     progress: hashing.ProgressFn | None = None,
     on_total: Any = None,
     max_files: int = 1_000_000,
+    allowed_root: Path | None = None,
 ) -> VerifyResult:
     """Verify ``root`` against its signature (default ``root/model.sig``).
 
@@ -243,9 +244,12 @@ def verify_model(
     of a huge model): the signature is still checked in full and the result
     says it is partial. Environment failures (unreadable disk) raise
     :class:`~aivet.errors.EnvironmentFailure`; everything about the artifact
-    is a finding.
+    is a finding. Links may resolve inside ``allowed_root`` (default: the hub
+    cache repository when ``root`` is a snapshot, else ``root``), so a snapshot
+    verifies against a signature made on a plain copy of its files.
     """
     root = Path(root)
+    allowed = allowed_root_for(root, allowed_root)
     sig_path = Path(signature) if signature is not None else root / DEFAULT_SIGNATURE_NAME
     subject = model_name(root)
     findings: list[Finding] = []
@@ -256,6 +260,11 @@ def verify_model(
         return _result(False, findings, subject, facts)
 
     verifier.check()  # a bad key or trust bundle is the caller's problem (exit 2), not a finding
+    if signature is None and (sig_path.exists() or sig_path.is_symlink()) \
+            and not hashing.plain_file_within(sig_path, allowed):
+        # The model's own model.sig: a FIFO would block the read, a link out could read any file.
+        return fail(SIGN_BUNDLE_INVALID, f"{sig_path.name!r} is not a regular file inside the model directory "
+                                         "(a symbolic link leaving it, or a special file): not read")
     try:
         bundle = read_bundle(sig_path)
     except SignatureMissing as exc:
@@ -290,7 +299,7 @@ def verify_model(
         wanted = [n for n in wanted if n in signed_files]
     try:
         actual = manifest_of(root, manifest.serialization, only=wanted, workers=workers, progress=progress,
-                             max_files=max_files, on_total=on_total)
+                             max_files=max_files, on_total=on_total, allowed_root=allowed)
     except EnvironmentFailure:
         raise
     except AivetError as exc:
