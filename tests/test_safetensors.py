@@ -21,6 +21,7 @@ from aivet.formats import FormatError, LimitExceeded
 from aivet.formats import safetensors as st
 from aivet.limits import Limits
 from tests.fixtures import safetensors_files as fx
+from tests.fixtures import unmet_expectation
 from tests.fixtures.work import HANG_TIMEOUT, count_file_reads
 
 
@@ -40,17 +41,8 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> list:
 
 
 def test_corpus_samples_meet_their_expectations(samples: list) -> None:
-    problems = []
-    for sample in samples:
-        evidence = aivet.scan(sample.path)
-        found = {f.rule_id for f in evidence.findings}
-        top = evidence.max_severity
-        if sample.malicious:
-            if top is None or top < sample.min_severity or not set(sample.expect_rules) <= found:
-                problems.append(f"{sample.name}: {sorted(found)} {top}")
-        elif evidence.at_or_above(Severity.LOW):
-            problems.append(f"{sample.name}: clean sample flagged {sorted(found)}")
-    assert not problems, problems
+    problems = [unmet_expectation(s, aivet.scan(s.path), clean_below=Severity.LOW) for s in samples]
+    assert not any(problems), [p for p in problems if p]
 
 
 def test_clean_file_has_no_findings_and_reports_tensor_count() -> None:

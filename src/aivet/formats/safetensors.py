@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -80,15 +80,20 @@ class TensorSpec:
     begin: int
     end: int
 
+    @property
+    def numel(self) -> int:
+        """Number of elements (the product of the shape; 1 for a scalar)."""
+        numel = 1
+        for d in self.shape:
+            numel *= d
+        return numel
+
     def expected_bytes(self) -> int | None:
         """``numel * itemsize`` in bytes, or ``None`` for an unknown dtype or a partial byte."""
         bits = DTYPE_BITS.get(self.dtype)
         if bits is None:
             return None
-        numel = 1
-        for d in self.shape:
-            numel *= d
-        total = numel * bits
+        total = self.numel * bits
         return None if total % 8 else total // 8
 
 
@@ -176,6 +181,21 @@ def parse_tensor(name: str, value: Any) -> TensorSpec | str:
     if begin > end:
         return f"data_offsets begin {begin} is after end {end}"
     return TensorSpec(name, dtype, tuple(shape), begin, end)
+
+
+def tensors(header: RawHeader) -> Iterator[TensorSpec]:
+    """Every tensor entry of ``header`` in file order, for readers that need a well-formed file.
+
+    A malformed entry raises :class:`~aivet.formats.FormatError` (the scan
+    analyzer reports each problem as a finding instead, with :func:`parse_tensor`).
+    """
+    for name, value in header.pairs:
+        if name == METADATA_KEY:
+            continue
+        spec = parse_tensor(name, value)
+        if isinstance(spec, str):
+            raise FormatError(f"tensor {name!r}: {spec}", 8)
+        yield spec
 
 
 def _is_uint(value: Any) -> bool:

@@ -42,7 +42,7 @@ from typing import Any
 
 from aivet.errors import ArtifactError
 from aivet.formats import FormatError, LimitExceeded
-from aivet.formats.safetensors import METADATA_KEY, TensorSpec, parse_tensor, read_header
+from aivet.formats.safetensors import TensorSpec, read_header, tensors
 from aivet.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -217,12 +217,8 @@ def _eligible(spec: TensorSpec) -> bool:
 def _specs(path: Path, fh: Any, size: int, limits: Limits) -> Iterator[tuple[TensorSpec | None, int]]:
     """Yield (eligible spec or None, data start) for each tensor entry, checking it against the file."""
     header = read_header(fh, size, limits)
-    for name, value in header.pairs:
-        if name == METADATA_KEY:
-            continue
-        spec = parse_tensor(name, value)
-        if isinstance(spec, str):
-            raise FormatError(f"tensor {name!r}: {spec}", 8)
+    for spec in tensors(header):
+        name = spec.name
         expected = spec.expected_bytes()
         if expected is not None and spec.end - spec.begin != expected:
             raise FormatError(f"tensor {name!r} holds {spec.end - spec.begin} bytes, its shape needs {expected}", 8)

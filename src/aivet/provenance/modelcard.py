@@ -338,22 +338,11 @@ def estimate_parameters(cfg: ConfigFacts) -> int | None:
 
 def safetensors_parameters(path: Path, size: int, limits: Limits = DEFAULT_LIMITS) -> int:
     """Elements in every tensor of a safetensors file, from its header only."""
-    from aivet.formats.safetensors import METADATA_KEY, parse_tensor, read_header
+    from aivet.formats.safetensors import read_header, tensors
 
     with open(path, "rb") as fh:
         header = read_header(fh, size, limits)
-    total = 0
-    for name, value in header.pairs:
-        if name == METADATA_KEY:
-            continue
-        spec = parse_tensor(name, value)
-        if isinstance(spec, str):
-            raise FormatError(f"tensor {name!r}: {spec}", 8)
-        numel = 1
-        for d in spec.shape:
-            numel *= d
-        total += numel
-    return total
+    return sum(spec.numel for spec in tensors(header))
 
 
 def gguf_parameters(path: Path, size: int, limits: Limits = DEFAULT_LIMITS) -> tuple[int, str | None]:
