@@ -3,7 +3,9 @@
 Builds three inputs under bench/.data (not committed) and times every tool as a whole
 process in the same run (wall time and peak RSS from wait4), so start-up counts:
 
-  1. a ~2 GB PyTorch zip checkpoint (torch.save of a state_dict)
+  1. ~2 GB PyTorch zip checkpoints (torch.save of a state_dict): a dense, Llama-shaped one with
+     291 tensors, and a mixture-of-experts one with 4,800 tensors (thousands of storages, as in
+     MoE models and in checkpoints that carry optimizer state)
   2. a ~15 MB pickle of many small objects
   3. a ~10 GB directory of safetensors shards (sparse files: only headers are real)
 
@@ -51,6 +53,29 @@ def build_checkpoint(path: Path) -> None:
     torch.save(state, path)
 
 
+def build_moe_checkpoint(path: Path) -> None:
+    """A Mixtral-shaped state_dict (24 layers of 64 experts, hidden 512, 4,801 tensors, ~2.0 GB)."""
+    import torch  # only to make the input
+
+    hidden, expert_ffn, layers, experts, vocab = 512, 192, 24, 64, 32000
+    state = {"model.embed_tokens.weight": torch.zeros(vocab, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            state[p + f"self_attn.{name}.weight"] = torch.zeros(hidden, hidden)
+        state[p + "block_sparse_moe.gate.weight"] = torch.zeros(experts, hidden)
+        for e in range(experts):
+            q = p + f"block_sparse_moe.experts.{e}."
+            state[q + "w1.weight"] = torch.zeros(expert_ffn, hidden)
+            state[q + "w2.weight"] = torch.zeros(hidden, expert_ffn)
+            state[q + "w3.weight"] = torch.zeros(expert_ffn, hidden)
+        state[p + "input_layernorm.weight"] = torch.ones(hidden)
+        state[p + "post_attention_layernorm.weight"] = torch.ones(hidden)
+    state["model.norm.weight"] = torch.ones(hidden)
+    state["lm_head.weight"] = torch.zeros(vocab, hidden)
+    torch.save(state, path)
+
+
 def build_many_objects(path: Path) -> None:
     data = [{"id": i, "name": f"item{i}", "vals": [i, i + 1.5], "tag": None} for i in range(300_000)]
     path.write_bytes(pickle.dumps(data, protocol=4))
@@ -73,6 +98,7 @@ def build_safetensors_dir(path: Path, shards: int = 20, shard_bytes: int = 512 *
 
 INPUTS = {
     "checkpoint-2GB.pt": build_checkpoint,
+    "checkpoint-moe-2GB.pt": build_moe_checkpoint,
     "many-objects-15MB.pkl": build_many_objects,
     "safetensors-10GB": build_safetensors_dir,
 }

@@ -23,6 +23,7 @@ saying where the name comes from; add tests in ``tests/test_pickle_vm.py``.
 from __future__ import annotations
 
 import enum
+import functools
 import unicodedata
 from collections.abc import Iterable
 
@@ -46,6 +47,7 @@ _MODULE_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # a checkpoint calls the same few names thousands of times
 def normalize(name: str) -> str:
     """Canonical dotted name: NFKC-folded, aliases resolved (``posix.system`` -> ``os.system``)."""
     name = unicodedata.normalize("NFKC", name).strip()

@@ -300,6 +300,8 @@ class PickleVM:
 
     def call(self, func: Any, args: Any, kwargs: Any, pos: int, op: int) -> Call:
         """Record calling ``func`` and return the symbolic result."""
+        if type(func) is Global:
+            return self._call_global(func.full, func, args, kwargs, pos, op)
         callee = symbol(func)
         eff_args = args
         via = None
@@ -324,7 +326,12 @@ class PickleVM:
             self.anomaly("unresolved", f"call of a value that is not a resolvable global: {render(func)}",
                          pos, call=render_call(render(func), args, kwargs), opcode=opname(op))
             return Call(func, args, kwargs, None, None)
-        callee = allowlist.normalize(callee)
+        return self._call_global(callee, func, eff_args, kwargs, pos, op, via)
+
+    def _call_global(self, name: str, func: Any, eff_args: Any, kwargs: Any, pos: int, op: int,
+                     via: str | None = None) -> Call:
+        """Record a call of the global ``name`` (the hot path: every tensor in a checkpoint is one)."""
+        callee = allowlist.normalize(name)
         use = self._use(callee, pos, op)
         use.calls += 1
         limit = self.limits.max_reported_calls_per_global

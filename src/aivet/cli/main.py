@@ -2,21 +2,18 @@
 
 Exit codes: 0 clean (nothing at or over ``--fail-on``), 1 findings at or over
 the threshold, 2 a usage or runtime error of the tool itself. The one place
-that catches errors is :class:`EdgeGroup` — an :class:`~aivet.errors.AivetError`
-prints its ``diagnostics()``, anything else a short bug notice (a traceback
-only with ``--debug`` or ``AIVET_DEBUG=1``). Heavy modules (reports, analyzers,
-rich.progress, huggingface_hub) are imported inside the commands.
+that catches errors is :class:`EdgeGroup`, which hands them to
+:func:`aivet.cli.edge.handle`. Heavy modules (reports, analyzers,
+rich.progress, huggingface_hub) are imported inside the commands; what
+``aivet scan`` does lives in :mod:`aivet.cli.scan_command`, shared with the
+quick path of :mod:`aivet.cli.quick`.
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
-import os
-import shutil
 import sys
-import tempfile
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,13 +22,11 @@ import typer.main
 from typer.core import TyperGroup
 
 from aivet import __version__
-from aivet.errors import AivetError
-from aivet.errors import UsageError as AivetUsageError
-from aivet.evidence import Severity
-from aivet.limits import DEFAULT_LIMITS, Limits
+from aivet.cli.edge import debug_from_env, handle, isatty, write_stdout
+from aivet.cli.scan_command import parse_limits
 from aivet.report import ReportFormat
 
-BUG_URL = "https://github.com/aivet/aivet/issues"
+__all__ = ["app", "parse_limits", "run", "SUBCOMMANDS"]
 
 # Commands mounted as ``aivet NAME``: name -> (module, attribute). The attribute is a typer.Typer
 # (a group of sub-commands, e.g. ``aivet ledger ...``) or a plain command function (``aivet sign``).
@@ -47,13 +42,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _debug_enabled(ctx: Any) -> bool:
-    if os.environ.get("AIVET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    return bool(ctx is not None and getattr(ctx, "params", {}).get("debug"))
-
-
-def _err(message: str) -> None:
-    typer.echo(message, err=True)
+    return debug_from_env() or bool(ctx is not None and getattr(ctx, "params", {}).get("debug"))
 
 
 # typer's own control flow (exit codes, usage errors, --help) passes through the edge untouched.
@@ -89,21 +78,8 @@ class EdgeGroup(TyperGroup):
             return super().invoke(ctx)
         except _PASS_THROUGH:
             raise
-        except AivetError as exc:
-            if _debug_enabled(ctx):
-                raise
-            _err(f"aivet: error: {exc.diagnostics()}")
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            _err("aivet: interrupted")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the edge: a bug must still end in exit code 2
-            if _debug_enabled(ctx):
-                raise
-            _err(f"aivet: internal error: {type(exc).__name__}: {exc}\n"
-                 f"This is a bug in aivet. Please report it at {BUG_URL} with the command you ran "
-                 "and the output of the same command with --debug (or AIVET_DEBUG=1).")
-            raise typer.Exit(2) from None
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the edge: every failure gets an exit code
+            raise typer.Exit(handle(exc, debug=_debug_enabled(ctx))) from None
 
 
 app = typer.Typer(
@@ -170,63 +146,12 @@ def scan(
     = None,
 ) -> None:
     """Scan model repositories for malicious or unsafe content; nothing is loaded or executed."""
-    from aivet import report
-    from aivet.cli.progress import ScanProgress, progress_wanted
+    from aivet.cli.scan_command import ScanRequest, run_scan
 
-    targets = list(paths or [])
-    if example and targets:
-        raise AivetUsageError("give either PATHs or --example, not both")
-    if not example and not targets:
-        raise AivetUsageError("nothing to scan: give at least one PATH (or --example to scan the built-in demo)")
-    limits = parse_limits(limit or [])
-    if example:
-        from aivet.examples import build_example
-
-        dest = build_example(Path(tempfile.mkdtemp(prefix="aivet-example-")))
-        if not quiet:
-            _err(f"Built the example model repository in {dest} (it is left there for you to look at).")
-        targets = [str(dest)]
-
-    from aivet.analyzers import scan as scan_paths
-
-    with ScanProgress(progress_wanted(quiet=quiet, no_progress=no_progress)) as bar:
-        evidence = scan_paths(*targets, limits=limits, strict=strict, progress=bar.advance, on_start=bar.on_start)
-
-    _record_scan(evidence, record, ledger, quiet)
-    threshold = Severity(fail_on.value)
-    to_tty = output is None and _isatty(sys.stdout)
-    options = report.ReportOptions(
-        fail_on=threshold,
-        color=to_tty and "NO_COLOR" not in os.environ,
-        width=shutil.get_terminal_size((100, 24)).columns if to_tty else 100,
-        quiet=quiet,
-    )
-    text = report.render(evidence, fmt, options)
-    if output is None:
-        _write_stdout(text)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from aivet.errors import EnvironmentFailure
-
-            raise EnvironmentFailure(f"cannot write the report to {output}: {exc.strerror or exc}") from exc
-        if not quiet:
-            _err(f"Wrote the {fmt.value} report to {output}.")
-            if fmt is not ReportFormat.TERMINAL:
-                _err(report.printable(report.verdict(evidence, threshold)))
-    raise typer.Exit(report.exit_code(evidence, threshold))
-
-
-def _record_scan(evidence: Any, option: bool | None, ledger: str | None, quiet: bool) -> None:
-    from aivet import recording
-
-    if not recording.wanted(option):
-        return
-    for entry in recording.record_scan(evidence, ledger=ledger):
-        if not quiet:
-            _err(f"Recorded as entry {entry.index} in {entry.ledger}"
-                 + (f" (model {entry.model_digest[:19]}…)" if entry.model_digest else ""))
+    request = ScanRequest(paths=tuple(paths or ()), example=example, format=fmt.value, output=output,
+                          fail_on=fail_on.value, strict=strict, limit=tuple(limit or ()), no_progress=no_progress,
+                          quiet=quiet, record=record, ledger=ledger)
+    raise typer.Exit(run_scan(request))
 
 
 class RulesFormat(str, enum.Enum):
@@ -243,59 +168,7 @@ def rules_command(
     """List every rule aivet can raise: id, severity, title, MITRE ATLAS and CWE."""
     from aivet.cli import rules_view
 
-    _write_stdout(rules_view.render(fmt.value, color=_isatty(sys.stdout)))
-
-
-def parse_limits(items: list[str], base: Limits = DEFAULT_LIMITS) -> Limits:
-    """Apply ``NAME=VALUE`` overrides to ``base`` (sizes accept K/M/G/KiB/MiB/GiB suffixes)."""
-    known = {f.name for f in fields(Limits)}
-    changes: dict[str, Any] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        name = name.strip().lower().replace("-", "_")
-        if not sep or not raw.strip():
-            raise AivetUsageError(f"--limit {item!r}: expected NAME=VALUE, e.g. max_member_bytes=8GiB")
-        if name not in known:
-            raise AivetUsageError(f"--limit {item!r}: unknown limit {name!r}; known limits: {', '.join(sorted(known))}")
-        current = getattr(base, name)
-        try:
-            value: float = float(_number(raw)) if isinstance(current, float) else int(_number(raw))
-        except ValueError:
-            raise AivetUsageError(f"--limit {item!r}: {raw!r} is not a number") from None
-        if value <= 0:
-            raise AivetUsageError(f"--limit {item!r}: must be greater than zero")
-        changes[name] = value
-    return replace(base, **changes) if changes else base
-
-
-_SUFFIXES = {"k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
-             "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-
-
-def _number(raw: str) -> float:
-    text = raw.strip().lower().replace("_", "")
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if text.endswith(suffix) and text[: -len(suffix)]:
-            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
-    number = float(text)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(raw)
-    return number
-
-
-def _isatty(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _write_stdout(text: str) -> None:
-    # A report must never die on a terminal that cannot show "—" or a non-ASCII file name.
-    try:
-        sys.stdout.write(text)
-    except UnicodeEncodeError:
-        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
-    sys.stdout.flush()
+    write_stdout(rules_view.render(fmt.value, color=isatty(sys.stdout)))
 
 
 def run() -> None:
