@@ -30,8 +30,7 @@ import io
 import lzma
 import os
 import struct
-import tarfile
-import tempfile
+import sys
 import zipfile
 import zlib
 from collections import Counter
@@ -221,6 +220,8 @@ class MemberSink:
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``, moving to a temporary file once the memory bound is passed."""
         if self._fh is None and self.size + len(chunk) > self._memory_limit:
+            import tempfile  # only for members too big for memory
+
             fd, self._path = tempfile.mkstemp(prefix="aivet-member-")
             self._fh = os.fdopen(fd, "wb")
             self._fh.write(self._buffer.getvalue())
@@ -248,6 +249,16 @@ class MemberSink:
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
         self._buffer = io.BytesIO()
+
+
+def _tar_error() -> type[Exception]:
+    """tarfile's error class, without importing tarfile for scans that never open a tar."""
+    tarfile = sys.modules.get("tarfile")
+    return tarfile.TarError if tarfile is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    """Stands in for an error class whose module was never imported (so it cannot have been raised)."""
 
 
 class _Window(io.RawIOBase):
@@ -436,7 +447,7 @@ class MembersBase:
                 yield None
                 return
             except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, ValueError, NotImplementedError,
-                    RuntimeError, tarfile.TarError, struct.error, OSError) as exc:
+                    RuntimeError, _tar_error(), struct.error, OSError) as exc:
                 raise FormatError(f"member {entry.name!r} cannot be decompressed: {exc}") from exc
             if expected_crc is not None and crc != expected_crc:
                 self.ctx.add(CRC_MISMATCH.finding(ctx_loc(self.ctx, self.source, entry.name),

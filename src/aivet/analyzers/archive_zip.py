@@ -10,10 +10,13 @@ PyTorch and TorchScript archives, :mod:`aivet.analyzers.keras` for Keras v3 file
 from __future__ import annotations
 
 import copy
+import io
 import lzma
+import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from typing import IO, BinaryIO
 
 from aivet import rules
@@ -111,20 +114,22 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
     mismatched: dict[int, str] = {}
     spans: list[tuple[int, int, str]] = []
     infos = zf.infolist()
+    read_at = _positional_reader(fh)
     for info in infos:
         if not 0 <= info.header_offset < source.size:
             raise FormatError(f"member {info.filename!r} points outside the file (offset {info.header_offset})")
-        fh.seek(info.header_offset)
-        head = fh.read(_LOCAL.size)
+        raw_name = _raw_name(info)
+        # One read for the header and the name it should carry (they almost always agree in length).
+        head = read_at(info.header_offset, _LOCAL.size + len(raw_name))
         if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
             ctx.add(HEADER_MISMATCH.finding(ctx.location(source, offset=info.header_offset),
                                             f"member {info.filename!r}: no local file header where the "
                                             "central directory points", member=info.filename))
             continue
-        _, _, lflags, lmethod, _, _, _, lcsize, lusize, nlen, elen = _LOCAL.unpack(head)
-        lname = fh.read(nlen)
+        _, _, lflags, lmethod, _, _, _, lcsize, lusize, nlen, elen = _LOCAL.unpack_from(head)
+        lname = head[_LOCAL.size:] if nlen == len(raw_name) else read_at(info.header_offset + _LOCAL.size, nlen)
         problems = []
-        if lname != _raw_name(info):
+        if lname != raw_name:
             problems.append(f"local name {lname.decode('utf-8', 'backslashreplace')!r}")
             try:
                 mismatched[info.header_offset] = lname.decode("utf-8" if lflags & 0x800 else "cp437")
@@ -142,8 +147,7 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
                 member=info.filename, local_name=lname.decode("utf-8", "backslashreplace")))
         end = info.header_offset + _LOCAL.size + nlen + elen + info.compress_size
         if info.flag_bits & 0x8:  # a data descriptor follows the data
-            fh.seek(end)
-            sig = fh.read(4)
+            sig = read_at(end, 4)
             wide = info.file_size > 0xFFFFFFFF or info.compress_size > 0xFFFFFFFF
             end += (4 if sig == b"PK\x07\x08" else 0) + (20 if wide else 12)
         spans.append((info.header_offset, end, info.filename))
@@ -163,6 +167,20 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
     elif not spans and cd_start:
         report_gap(source, ctx, 0, cd_start, first=True)
     return mismatched
+
+
+def _positional_reader(fh: BinaryIO) -> Callable[[int, int], bytes]:
+    """``read_at(offset, n)``: pread on a real file (no seek, no 8 KiB buffer refill per call), else seek+read."""
+    raw = getattr(fh, "raw", fh)
+    if isinstance(raw, io.FileIO):  # a file on disk, not a view of part of one
+        fd = raw.fileno()
+        return lambda offset, n: os.pread(fd, n, offset)
+
+    def read_at(offset: int, n: int) -> bytes:
+        fh.seek(offset)
+        return fh.read(n)
+
+    return read_at
 
 
 def analyze_zip(source: Source, ctx: Context) -> Outcome:
@@ -193,33 +211,32 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
     for info in infos:
         if info.filename.endswith("/"):  # ZipInfo.is_dir() fails on an empty name
             continue
-        loc = ctx_loc(ctx, source, info.filename)
         if info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000:
             # A Unix symlink stored in a zip: unzip and shutil recreate it as a link on extraction.
             target = _link_target(zf, info)
             why = unsafe_name(target)
-            ctx.add(LINK_MEMBER.finding(loc, f"symbolic link {info.filename!r} -> {target!r}"
+            ctx.add(LINK_MEMBER.finding(ctx_loc(ctx, source, info.filename), f"symbolic link {info.filename!r} -> {target!r}"
                                         + (f" (target {why})" if why else ""),
                                         member=info.filename, target=target, link="symbolic"))
             continue
         if info.flag_bits & 0x1:
-            ctx.add(ENCRYPTED.finding(loc, f"member {info.filename!r} is encrypted; not analysed",
+            ctx.add(ENCRYPTED.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} is encrypted; not analysed",
                                       member=info.filename))
             partial = True
             continue
         if info.compress_type not in _ZIP_METHODS:
-            ctx.add(UNSUPPORTED_METHOD.finding(loc, f"member {info.filename!r} uses compression method "
+            ctx.add(UNSUPPORTED_METHOD.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} uses compression method "
                                                f"{info.compress_type}; not analysed", method=info.compress_type))
             partial = True
             continue
         if info.file_size > ctx.limits.max_member_bytes:
-            ctx.add(rules.LIMIT_EXCEEDED.finding(loc, f"member declares {info.file_size} bytes; not analysed",
+            ctx.add(rules.LIMIT_EXCEEDED.finding(ctx_loc(ctx, source, info.filename), f"member declares {info.file_size} bytes; not analysed",
                                                  limit="max_member_bytes"))
             partial = True
             continue
         if (info.file_size > RATIO_FLOOR
                 and info.file_size > ctx.limits.max_compression_ratio * max(info.compress_size, 1)):
-            ctx.add(BOMB.finding(loc, f"member {info.filename!r} declares {info.file_size} bytes from "
+            ctx.add(BOMB.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} declares {info.file_size} bytes from "
                                       f"{info.compress_size} compressed; not analysed",
                                  compressed=info.compress_size, declared=info.file_size, measured="declared"))
             partial = True

@@ -131,6 +131,9 @@ _IMPORTERS = frozenset({"builtins.__import__", "importlib.import_module", "impor
                         "pkgutil.resolve_name", "pydoc.pipes.locate"})
 _LOADERS = frozenset({"pickle.loads", "pickle.load", "pickle._loads", "dill.loads", "cloudpickle.loads",
                       "pickle.Unpickler", "numpy.loads", "joblib.load", "torch.load"})
+# Callees whose arguments decide something (what the result names, or a pickle to emulate).
+_ARGUMENTS_MATTER = _IMPORTERS | _LOADERS | {"builtins.getattr", "functools.partial", "functools.partialmethod",
+                                             "operator.attrgetter", "operator.itemgetter", "operator.methodcaller"}
 
 
 @dataclass
@@ -275,6 +278,7 @@ class PickleVM:
         self.origin = origin  # offset in the outer stream of a nested pickle's bytes constant
         self.deadline = deadline if deadline is not None else time.monotonic() + limits.max_seconds_per_file
         self.ops = 0
+        self._counted_only: dict[str, Use] = {}  # raw global name -> its Use, once calls need only counting
 
     # -- recording ----------------------------------------------------------------------------
     def _off(self, pos: int) -> int:
@@ -331,10 +335,20 @@ class PickleVM:
     def _call_global(self, name: str, func: Any, eff_args: Any, kwargs: Any, pos: int, op: int,
                      via: str | None = None) -> Call:
         """Record a call of the global ``name`` (the hot path: every tensor in a checkpoint is one)."""
+        if via is None:
+            use = self._counted_only.get(name)
+            if use is not None:
+                use.calls += 1
+                return Call(func, eff_args, kwargs, use.name, None)
         callee = allowlist.normalize(name)
         use = self._use(callee, pos, op)
         use.calls += 1
         limit = self.limits.max_reported_calls_per_global
+        if len(use.samples) >= limit and via is None and callee not in _ARGUMENTS_MATTER \
+                and not allowlist.is_conditional(callee):
+            # Its samples are full and nothing about this name depends on the arguments: from now on
+            # a call of it is only counted.
+            self._counted_only[name] = use
         if len(use.samples) < limit:
             text = render_call(callee, eff_args, kwargs)
             if via is not None:
@@ -530,6 +544,25 @@ class PickleVM:
                                     pos += 1
                                     if not stack:
                                         raise IndexError
+                    elif op == 0x4B:  # BININT1
+                        append(data[pos])
+                        pos += 1
+                    elif op == 0x72 or op == 0x71:  # LONG_BINPUT, BINPUT
+                        if op == 0x72:
+                            idx = _unpack_I(data, pos)[0]
+                            pos += 4
+                        else:
+                            idx = data[pos]
+                            pos += 1
+                        if idx == len(memo):
+                            memo.append(stack[-1])
+                        else:
+                            self._put(memo, idx, stack[-1], pos)
+                    elif op == 0x52:  # REDUCE
+                        args = stack.pop()
+                        stack[-1] = self.call(stack[-1], args, None, pos - 1, op)
+                    elif op == 0x51:  # BINPERSID
+                        stack[-1] = self._persistent(stack[-1], pos - 1)
                     elif op == 0x4A:  # BININT
                         append(_unpack_i(data, pos)[0])
                         pos += 4
@@ -613,17 +646,6 @@ class PickleVM:
                             pos += 1
                             if not stack:
                                 raise IndexError
-                    elif op == 0x72 or op == 0x71:  # LONG_BINPUT, BINPUT
-                        if op == 0x72:
-                            idx = _unpack_I(data, pos)[0]
-                            pos += 4
-                        else:
-                            idx = data[pos]
-                            pos += 1
-                        if idx == len(memo):
-                            memo.append(stack[-1])
-                        else:
-                            self._put(memo, idx, stack[-1], pos)
                     elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8
                         if op == 0x58:
                             n = _unpack_I(data, pos)[0]
@@ -642,9 +664,6 @@ class PickleVM:
                         if pos + 5 < end and data[pos] == 0x72 and _unpack_I(data, pos + 1)[0] == len(memo):
                             memo.append(v)  # fused LONG_BINPUT (protocol 2/3 memoize every string)
                             pos += 5
-                    elif op == 0x4B:  # BININT1
-                        append(data[pos])
-                        pos += 1
                     elif op == 0x6A:  # LONG_BINGET
                         idx = _unpack_I(data, pos)[0]
                         pos += 4
@@ -727,9 +746,6 @@ class PickleVM:
                         pos += n
                         append(int.from_bytes(data[pos - n:pos], "little", signed=True) if n <= 64
                                else Opaque("long"))
-                    elif op == 0x52:  # REDUCE
-                        args = stack.pop()
-                        stack[-1] = self.call(stack[-1], args, None, pos - 1, op)
                     elif op == 0x93:  # STACK_GLOBAL
                         name = stack.pop()
                         module = stack[-1]
@@ -819,8 +835,6 @@ class PickleVM:
                     elif op == 0x50:  # PERSID
                         line, pos = self._line(pos)
                         append(self._persistent(line.decode("ascii", "replace"), pos))
-                    elif op == 0x51:  # BINPERSID
-                        stack[-1] = self._persistent(stack[-1], pos - 1)
                     elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
                         if op == 0x82:
                             code = data[pos]
