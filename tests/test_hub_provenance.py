@@ -334,3 +334,177 @@ def test_scanning_a_hub_cache_with_record_links_each_snapshot_to_its_model(
     code, out, _ = run("ledger", "model", str(plain), "--ledger", ledger, "--json")
     assert code == 0
     assert [e["kind"] for e in json.loads(out)["entries"]] == ["scan"]  # the plain copy has the same digest
+
+
+# -- sign, verify, bom and lineage take hf:// references, as scan and gate do -------------------
+
+
+def _model_name(bom: dict[str, object]) -> str:
+    (model,) = [c for c in bom["components"] if c.get("bom-ref") == "model"]  # type: ignore[attr-defined]
+    return str(model["name"])
+
+
+def test_verify_bom_and_lineage_on_an_hf_reference(offline: Path, plain: Path, keys: Keys, tmp_path: Path) -> None:
+    sig = tmp_path / "tiny.sig"
+    sign_model(plain, KeySigner(keys.private), signature=sig)
+    ledger = str(tmp_path / "ledger.db")
+    code, out, err = run("verify", f"hf://{REPO_ID}@main", "--key", str(keys.public), "--signature", str(sig),
+                         "--no-progress", "--record", "--ledger", ledger)
+    assert code == 0 and "verified: 4 files" in out, err
+    code, out, _ = run("ledger", "model", str(plain), "--ledger", ledger, "--json")
+    assert code == 0 and [e["kind"] for e in json.loads(out)["entries"]] == ["verify"]  # linked like a copy
+
+    bom_out = tmp_path / "bom.json"
+    code, _, err = run("bom", f"hf://{REPO_ID}", "--output", str(bom_out), "--no-progress", "--no-record")
+    assert code == 0, err
+    doc = json.loads(bom_out.read_text())
+    assert _model_name(doc) == REPO_ID  # not the snapshot folder's commit hash
+    assert "sub/extra.txt" in json.dumps(doc) and "blobs" not in json.dumps(doc)
+
+    code, out, err = run("lineage", "show", f"hf://{REPO_ID}", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["subject"] == f"hf://{REPO_ID}"
+    assert record["data"]["declared_base_models"] == ["Qwen/Qwen2-0.5B"]
+    assert record["data"]["model_type"] == "llama"  # config.json was read through the cache's links
+    assert not [n for n in record["data"]["notes"] if "leaves the model directory" in n]
+
+
+@pytest.mark.parametrize("command", [
+    ["verify", "REF", "--key", "PUBLIC", "--no-record"], ["bom", "REF", "--no-record"], ["lineage", "show", "REF"],
+    ["lineage", "register", "REF", "--name", "x"], ["sign", "REF", "--key", "PRIVATE", "--signature", "SIG"],
+    ["gate", "REF", "--no-record"],
+])
+def test_an_uncached_hf_reference_offline_exits_2_everywhere(offline: Path, keys: Keys, tmp_path: Path,
+                                                             command: list[str]) -> None:
+    swap = {"REF": "hf://nobody/absent", "PUBLIC": str(keys.public), "PRIVATE": str(keys.private),
+            "SIG": str(tmp_path / "x.sig")}
+    code, _, err = run(*(swap.get(a, a) for a in command))
+    assert code == 2, err
+    assert "hf://nobody/absent: not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in err
+    assert "Traceback" not in err and not (tmp_path / "x.sig").exists()
+
+
+def test_sign_an_hf_reference_only_outside_the_cache(offline: Path, snapshot: Path, keys: Keys,
+                                                     tmp_path: Path) -> None:
+    code, _, err = run("sign", f"hf://{REPO_ID}", "--key", str(keys.private), "--no-progress", "--no-record")
+    assert code == 2 and "does not write model.sig into the cache" in err and "--signature PATH" in err
+    assert not (snapshot / "model.sig").exists()
+    inside = snapshot.parent.parent / "refs" / "x.sig"
+    code, _, err = run("sign", f"hf://{REPO_ID}", "--key", str(keys.private), "--signature", str(inside),
+                       "--no-progress", "--no-record")
+    assert code == 2 and "inside the Hugging Face cache" in err and not inside.exists()
+    sig = tmp_path / "outside.sig"
+    code, _, err = run("sign", f"hf://{REPO_ID}", "--key", str(keys.private), "--signature", str(sig),
+                       "--no-progress", "--no-record")
+    assert code == 0 and sig.is_file(), err
+    code, out, err = run("verify", str(snapshot), "--key", str(keys.public), "--signature", str(sig),
+                         "--no-progress", "--no-record")
+    assert code == 0 and "verified: 4 files" in out, err
+    # A folder below the snapshot is cache content too.
+    code, _, err = run("sign", str(snapshot / "sub"), "--key", str(keys.private), "--no-progress", "--no-record")
+    assert code == 2 and "does not write model.sig into the cache" in err
+    assert sorted(p.name for p in (snapshot / "sub").iterdir()) == ["extra.txt"]
+
+
+def test_commands_that_want_one_model_refuse_a_whole_cache(offline: Path, keys: Keys) -> None:
+    for args in (["bom", str(offline)], ["verify", str(offline), "--key", str(keys.public)],
+                 ["lineage", "show", str(offline)]):
+        code, _, err = run(*args)
+        assert code == 2 and "holds 2 models" in err, args
+
+
+def test_a_cached_dataset_snapshot_is_signed_outside_and_verified_inside(plain: Path, keys: Keys,
+                                                                         tmp_path: Path) -> None:
+    """The same files cached as a dataset: links into datasets--…/blobs are followed, the cache is never written."""
+    hub = tmp_path / "hub-datasets"
+    make_cache_repo(hub, REPO_ID, {COMMIT: _files(plain)}, refs={"main": COMMIT}, kind="datasets")
+    snap = hub / "datasets--Qwen--tiny-model" / "snapshots" / COMMIT
+    code, _, err = run("sign", str(snap), "--key", str(keys.private), "--no-progress", "--no-record")
+    assert code == 2 and "does not write model.sig into the cache" in err
+    assert sorted(p.name for p in snap.iterdir()) == ["README.md", "config.json", "model.safetensors", "sub"]
+    sig = tmp_path / "dataset.sig"
+    code, _, err = run("sign", str(snap), "--key", str(keys.private), "--signature", str(sig), "--no-progress",
+                       "--no-record")
+    assert code == 0, err
+    assert verify_model(plain, KeyVerifier(keys.public), signature=sig).ok  # the same digests as a plain copy
+    code, out, err = run("verify", str(snap), "--key", str(keys.public), "--signature", str(sig), "--no-progress",
+                         "--no-record")
+    assert code == 0 and "verified: 4 files" in out, err
+    out_file = tmp_path / "dataset-bom.json"
+    code, _, err = run("bom", str(snap), "-o", str(out_file), "--no-progress", "--no-record")
+    assert code == 0, err
+    assert _model_name(json.loads(out_file.read_text())) == f"datasets/{REPO_ID}"
+
+
+# -- one model-card parser: BOM, origin and lineage read the same front matter ------------------
+
+
+CARD = """---
+license: apache-2.0
+base_model:
+  - Qwen/Qwen2-0.5B
+  - 7
+  - {nested: map}
+  - 'Qwen/Qwen2-1.5B'
+base_model_relation: finetune
+---
+# tiny
+"""
+
+
+def test_every_reader_sees_the_same_base_models(plain: Path) -> None:
+    from aivet.provenance.modelcard import parse_front_matter
+
+    (plain / "README.md").write_text(CARD, encoding="utf-8")
+    expected = ("Qwen/Qwen2-0.5B", "Qwen/Qwen2-1.5B")  # ids are strings: 7 and the map are left out
+    front = parse_front_matter(CARD.encode())
+    assert front.base_models == expected and front.ignored == ("base_model",)
+    assert build_bom(plain).inventory.facts.front.base_models == expected
+    assert tuple(f.value for f in origin_facts(plain).base_models) == expected
+    info = describe(plain, fingerprint=False)
+    assert (info.declared_base_models, info.base_model_relation) == (expected, "finetune")
+
+
+def test_a_broken_model_index_hides_nothing_from_lineage(plain: Path) -> None:
+    """Only the entries lineage reads are parsed; the BOM, which needs the whole card, reports it."""
+    from aivet.provenance.modelcard import MetadataError, parse_front_matter
+
+    card = "---\nlicense: mit\nmodel-index:\n- name: x\n  results: [\n'base_model':\n  - a/b\n---\n"
+    with pytest.raises(MetadataError, match="not valid YAML"):
+        parse_front_matter(card)
+    assert parse_front_matter(card, only=("base_model",)).base_models == ("a/b",)
+    (plain / "README.md").write_text(card, encoding="utf-8")
+    assert describe(plain, fingerprint=False).declared_base_models == ("a/b",)
+    assert [p.kind for p in build_bom(plain).inventory.facts.problems] == ["front-matter"]
+
+
+def test_selected_entries_are_bounded_and_never_reach_other_tags() -> None:
+    from aivet.provenance.modelcard import MAX_ENTRY_BYTES, parse_front_matter
+
+    hostile = "---\nlicense: !!python/object/apply:os.system ['true']\nbase_model: a/b\n---\n"
+    assert parse_front_matter(hostile, only=("base_model",)).base_models == ("a/b",)
+    long = "---\nbase_model:\n" + "".join(f"- org/m{i}\n" for i in range(20_000)) + "base_model_relation: merge\n---\n"
+    front = parse_front_matter(long, only=("base_model", "base_model_relation"))
+    assert 100 < len(front.base_models) < MAX_ENTRY_BYTES // 8  # cut line by line, not dropped
+    assert front.base_model_relation == "merge"  # a long entry does not starve the next one
+
+
+YAML_LINES = st.lists(st.sampled_from(["base_model:", "base_model: a/b", "'base_model': [x, {y: 1}]", "- a/b",
+                                       "  - c/d", "license: mit", "key: [", "  nested: {", "- &a x", "- *a",
+                                       "? [k]", ": v", "!!binary x", "#c", "", "\t- tab", "base_model_relation: 3",
+                                       "base_model: !!float 1e400", "\"base_model\": |", "  text"]),
+                        max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(YAML_LINES, st.booleans())
+def test_front_matter_never_raises_but_metadata_error(lines: list[str], select: bool) -> None:
+    from aivet.provenance.modelcard import MetadataError, parse_front_matter
+
+    text = "---\n" + "\n".join(lines) + "\n---\n"
+    try:
+        front = parse_front_matter(text, only=("base_model", "base_model_relation") if select else None)
+    except MetadataError:
+        return
+    assert all(isinstance(b, str) and b for b in front.base_models)

@@ -202,3 +202,135 @@ def test_a_fake_cache_folder_cannot_hide_a_repository(tmp_path: Path) -> None:
     assert repo.resolve(home)[0].subject.kind == "hf-cache"
     (home / "model.bin").write_bytes(b"x")
     assert repo.resolve(home)[0].subject.kind == "directory"
+
+
+# -- datasets and Spaces: cached beside models, named with their type ---------------------------
+
+
+@pytest.fixture
+def typed_cache(tmp_path: Path) -> Path:
+    """A hub cache holding a model, a dataset and a Space that share the id org/model."""
+    cache = tmp_path / "typed-hub"
+    make_cache_repo(cache, "org/model", {C1: {"logo.png": PNG}}, refs={"main": C1})
+    make_cache_repo(cache, "org/model", {C1: {"train.png": PNG}, C2: {"train.png": PNG, "test.png": PNG}},
+                    refs={"main": C2, "v1": C1}, kind="datasets")
+    make_cache_repo(cache, "org/model", {C2: {"app.png": PNG}}, refs={"main": C2}, kind="spaces")
+    (cache / ".locks").mkdir()
+    return cache
+
+
+@pytest.fixture
+def offline_typed(typed_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HF_HUB_CACHE", str(typed_cache))
+    monkeypatch.setenv("HF_HOME", str(typed_cache.parent / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return typed_cache
+
+
+def test_whole_cache_reports_datasets_and_spaces_with_their_type(typed_cache: Path) -> None:
+    targets = repo.resolve(typed_cache)
+    assert [(t.subject.id, t.subject.repo_id, t.subject.revision) for t in targets] == [
+        (f"datasets/org/model@{C1[:12]} (v1)", "datasets/org/model", C1),
+        (f"datasets/org/model@{C2[:12]} (main)", "datasets/org/model", C2),
+        (f"org/model@{C1[:12]} (main)", "org/model", C1),  # a model keeps its plain hub id
+        (f"spaces/org/model@{C2[:12]} (main)", "spaces/org/model", C2),
+    ]
+    assert [t.allowed_root.name for t in targets] == ["datasets--org--model"] * 2 + ["models--org--model",
+                                                                                    "spaces--org--model"]
+    assert all(t.subject.kind == "hf-cache" and t.hub_root == t.allowed_root for t in targets)
+
+
+def test_scan_of_one_cached_dataset_reads_its_files_through_the_blobs(typed_cache: Path) -> None:
+    evidence = scan(typed_cache / "datasets--org--model")
+    assert [s.repo_id for s in evidence.subjects] == ["datasets/org/model"] * 2
+    assert {(a.subject, a.path) for a in evidence.artifacts} == {
+        (f"datasets/org/model@{C1[:12]} (v1)", "train.png"), (f"datasets/org/model@{C2[:12]} (main)", "train.png"),
+        (f"datasets/org/model@{C2[:12]} (main)", "test.png")}
+    assert not evidence.findings  # the snapshot links into ../../blobs are inside the repository
+    out = render(evidence, ReportFormat.TERMINAL)
+    assert f"datasets/org/model @ {C2}" in out
+
+
+def test_a_snapshot_directory_is_a_hub_target(typed_cache: Path, tmp_path: Path) -> None:
+    """A snapshot named by its path (or through a link) may follow its links into its own repository only."""
+    snap = typed_cache / "spaces--org--model" / "snapshots" / C2
+    (target,) = repo.resolve(snap)
+    assert (target.subject.id, target.subject.kind, target.subject.repo_id) == \
+        (f"spaces/org/model@{C2[:12]}", "hf-cache", "spaces/org/model")
+    assert target.path == snap and target.allowed_root == (typed_cache / "spaces--org--model").resolve()
+    link = tmp_path / "space-link"
+    link.symlink_to(snap)
+    assert repo.resolve_model(link).hub_root == target.allowed_root
+    evidence = scan(snap)
+    assert [a.path for a in evidence.artifacts] == ["app.png"] and not evidence.findings
+    # A link from the Space into the model of the same name leaves the Space's repository.
+    model_blob = next((typed_cache / "models--org--model" / "blobs").iterdir())
+    (snap / "borrowed.png").symlink_to(os.path.relpath(model_blob, snap))
+    assert [f.rule_id for f in scan(snap).findings] == ["REPO-SYMLINK-ESCAPE"]
+    # Below a snapshot, a folder is a plain directory again.
+    (snap / "sub").mkdir()
+    assert repo.resolve(snap / "sub")[0].subject.kind == "directory"
+    assert repo.hub_repo_around(snap / "sub") == repo.hub_repo_around(snap) == target.allowed_root
+    assert repo.hub_repo_around(tmp_path) is None and repo.hub_repo_around(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize(("ref", "repo_id", "commit", "files"), [
+    ("hf://datasets/org/model", "datasets/org/model", C2, {"train.png", "test.png"}),
+    ("hf://datasets/org/model@v1", "datasets/org/model", C1, {"train.png"}),
+    (f"hf://datasets/org/model@{C1}", "datasets/org/model", C1, {"train.png"}),
+    ("hf://spaces/org/model@main", "spaces/org/model", C2, {"app.png"}),
+    ("hf://org/model", "org/model", C1, {"logo.png"}),  # never the dataset or Space of the same name
+])
+def test_typed_hf_references_offline(offline_typed: Path, ref: str, repo_id: str, commit: str,
+                                     files: set[str]) -> None:
+    (target,) = repo.resolve(ref)
+    assert (target.subject.id, target.subject.kind, target.subject.location) == \
+        (f"{repo_id}@{commit[:12]}", "hf-repo", ref)
+    assert (target.subject.repo_id, target.subject.revision) == (repo_id, commit)
+    folder = repo_id.replace("/", "--") if repo_id.count("/") == 2 else "models--" + repo_id.replace("/", "--")
+    assert target.allowed_root == target.hub_root == offline_typed / folder
+    assert target.path == offline_typed / folder / "snapshots" / commit
+    assert {a.path for a in scan(ref).artifacts} == files
+
+
+def test_an_uncached_dataset_offline_says_how_to_get_it(offline_typed: Path) -> None:
+    with pytest.raises(OfflineError, match="hf download ORG/NAME --repo-type dataset"):
+        repo.resolve("hf://datasets/org/absent")
+    with pytest.raises(OfflineError, match="hf download ORG/NAME --repo-type space"):
+        repo.resolve("hf://spaces/org/model@v9")
+    result = CliRunner().invoke(cli.app, ["scan", "hf://datasets/org/absent"], env={"CI": "true"})
+    assert result.exit_code == 2 and "not in the local Hugging Face cache" in result.stderr
+
+
+def test_typed_reference_through_the_cli(offline_typed: Path) -> None:
+    result = CliRunner().invoke(cli.app, ["scan", "hf://datasets/org/model@v1", "-f", "json"], env={"CI": "true"})
+    assert result.exit_code == 0, result.output
+    (subject,) = json.loads(result.stdout)["subjects"]
+    assert subject == {"id": f"datasets/org/model@{C1[:12]}", "kind": "hf-repo",
+                       "location": "hf://datasets/org/model@v1", "repo_id": "datasets/org/model", "revision": C1}
+
+
+@pytest.mark.parametrize("bad", ["hf://datasets/org/name/extra", "hf://models/org/name", "hf://spaces/",
+                                 "hf://datasets/org/na me"])
+def test_bad_typed_hf_reference(bad: str) -> None:
+    with pytest.raises(UsageError, match="hf://datasets/ORG/NAME"):
+        repo.resolve(bad)
+
+
+# -- one model directory: the resolver of gate, sign, verify, bom and lineage --------------------
+
+
+def test_resolve_model_wants_exactly_one_directory(typed_cache: Path, tmp_path: Path) -> None:
+    assert repo.resolve_model(tmp_path).subject.kind == "directory"
+    assert repo.resolve_model(tmp_path).hub_root is None
+    one = repo.resolve_model(typed_cache / "models--org--model")  # a cached repository with one snapshot
+    assert one.subject.revision == C1 and one.hub_root == typed_cache / "models--org--model"
+    with pytest.raises(UsageError, match="holds 4 models"):
+        repo.resolve_model(typed_cache)
+    with pytest.raises(UsageError, match=r"holds 2 models \(datasets/org/model@"):
+        repo.resolve_model(typed_cache / "datasets--org--model")
+    (tmp_path / "f.png").write_bytes(PNG)
+    for bad in (tmp_path / "f.png", tmp_path / "missing"):
+        with pytest.raises(UsageError, match="not a model directory"):
+            repo.resolve_model(bad)

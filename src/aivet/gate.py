@@ -189,15 +189,13 @@ def collect_evidence(
 
 def subject_for(root: Path, allowed: Path) -> Subject:
     """The subject of the model in ``root``: as ``aivet scan`` names a directory, a hub snapshot by repo id and revision."""
-    from aivet.repo import display
+    from aivet.repo import display, hub_snapshot
 
-    shown = display(str(root))
     if allowed.resolve() != root.resolve():
-        cache = allowed.name
-        repo_id = display(cache[len("models--"):].replace("--", "/")) if cache.startswith("models--") else None
-        commit = display(root.resolve().name)
-        label = f"{repo_id}@{commit[:12]}" if repo_id else shown
-        return Subject(id=label, kind="hf-cache", location=shown, repo_id=repo_id, revision=commit)
+        snapshot = hub_snapshot(root)
+        if snapshot is not None:
+            return snapshot.subject
+    shown = display(str(root))
     return Subject(id=shown, kind="directory", location=shown)
 
 

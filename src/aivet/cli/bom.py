@@ -25,17 +25,18 @@ class BomFormatOption(enum.StrEnum):
 
 
 def bom(
-    model_dir: Annotated[Path, typer.Argument(help="The model directory (or a Hugging Face cache snapshot).",
-                                              show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model directory, a Hugging Face cache snapshot, "
+                                         "or hf://ORG/NAME\\[@REVISION] (from the local hub cache; downloaded "
+                                         "unless HF_HUB_OFFLINE is set).", show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
                                                help="Write the BOM to FILE instead of stdout.")] = None,
     fmt: Annotated[BomFormatOption, typer.Option("--format", "-f", case_sensitive=False,
                                                  help="cyclonedx (CycloneDX 1.6 JSON) or spdx (SPDX 3.0.1 "
                                                       "JSON-LD; needs the spdx extra).")] = BomFormatOption.cyclonedx,
     signature: Annotated[Path | None, typer.Option("--signature", "-s",
-                                                   help="Signature file (default: MODEL_DIR/model.sig).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="The model's name in the BOM (default: the "
-                                                            "directory name).")] = None,
+                                                   help="Signature file (default: MODEL/model.sig).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The model's name in the BOM (default: the hub "
+                                                            "repository id, else the directory name).")] = None,
     evidence: Annotated[Path | None, typer.Option("--evidence", metavar="FILE", dir_okay=False,
                                                   help="Also write the evidence (findings and the bom record) "
                                                        "as JSON to FILE.")] = None,
@@ -54,16 +55,22 @@ def bom(
                                                help="Ledger to record in (SQLite path or postgresql:// URL).")]
     = None,
 ) -> None:
-    """Write an AI bill of materials for MODEL_DIR: every file's SHA-256, the model card, license, lineage."""
+    """Write an AI bill of materials for MODEL: every file's SHA-256, the model card, license, lineage."""
     from aivet.cli.main import parse_limits
     from aivet.cli.progress import ByteProgress
     from aivet.provenance.bom import BomFormat, build_bom
+    from aivet.repo import resolve_model
 
     limits = parse_limits(limit or [])
+    target = resolve_model(model)
+    model_dir = target.path
+    if name is None and target.hub_root is not None:
+        name = target.subject.repo_id  # a snapshot's folder is named by its commit: not a model name
     bar = ByteProgress(not no_progress, "hashing")
     try:
         result = build_bom(model_dir, BomFormat(fmt.value), signature=signature, name=name, limits=limits,
-                           workers=workers, progress=bar.advance, on_total=bar.total)
+                           workers=workers, progress=bar.advance, on_total=bar.total,
+                           allowed_root=target.allowed_root)
     finally:
         bar.close()
     for f in result.findings:

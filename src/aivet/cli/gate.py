@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from aivet.errors import EnvironmentFailure, MissingExtraError, UsageError
+from aivet.errors import EnvironmentFailure, MissingExtraError
 from aivet.evidence import Evidence
 from aivet.policy.decision import Decision
 from aivet.repo import Target
@@ -32,7 +32,7 @@ class GateFormat(str, enum.Enum):
 
 def gate(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="The model directory, a Hugging Face cache "
-                                         "snapshot, or hf://ORG/NAME[@REVISION] (from the local hub cache; "
+                                         "snapshot, or hf://ORG/NAME\\[@REVISION] (from the local hub cache; "
                                          "downloaded unless HF_HUB_OFFLINE is set).", show_default=False)],
     policy: Annotated[str, typer.Option("--policy", "-p", help="Shipped profile (default, strict, nist) or a "
                                         "policy file (TOML, see docs/policy.md).")] = "default",
@@ -115,29 +115,10 @@ def gate(
 
 
 def _target(model: str) -> Target:
-    """The one model directory MODEL names, and the root its links may resolve into.
+    """The one model directory MODEL names (a directory, a hub snapshot or ``hf://``), as every one-model command resolves it."""
+    from aivet.repo import resolve_model
 
-    ``hf://`` references and hub caches go through :func:`aivet.repo.resolve`;
-    a snapshot directory given by path is recognised by its place in the cache.
-    """
-    from aivet.gate import subject_for
-    from aivet.provenance.directory import hub_repo_root
-    from aivet.repo import resolve
-
-    if not model.startswith("hf://") and not Path(model).is_dir():
-        raise UsageError(f"{model}: not a model directory")
-    targets = resolve(model)
-    if len(targets) != 1:
-        shown = ", ".join(t.subject.id for t in targets[:5])
-        raise UsageError(f"{model}: holds {len(targets)} models ({shown}...); gate one snapshot or "
-                         "hf://ORG/NAME@REVISION")
-    target = targets[0]
-    if not target.path.is_dir():
-        raise UsageError(f"{model}: not a model directory")
-    hub = hub_repo_root(target.path)
-    if target.subject.kind == "directory" and hub is not None:
-        target = Target(subject_for(target.path, hub), target.path, hub)
-    return target
+    return resolve_model(model)
 
 
 def _render(decision: Decision, evidence: Evidence, fmt: GateFormat, output: Path | None) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from aivet.repo import Target
 
 app = typer.Typer(
     name="lineage",
@@ -21,12 +24,22 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_ModelDir = Annotated[Path, typer.Argument(help="The model directory (safetensors weights).", show_default=False)]
+_Model = Annotated[str, typer.Argument(metavar="MODEL", help="The model directory (safetensors weights), a Hugging "
+                                       "Face cache snapshot, or hf://ORG/NAME\\[@REVISION] (from the local hub cache; "
+                                       "downloaded unless HF_HUB_OFFLINE is set).", show_default=False)]
 _RegistryOpt = Annotated[
     Path | None,
     typer.Option("--registry", "-r", help="Registry file (default: $AIVET_LINEAGE_REGISTRY or the user data dir)."),
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Print the lineage record as JSON.")]
+
+
+def _target(model: str) -> tuple[Target, str]:
+    """The model directory MODEL names (see :func:`aivet.repo.resolve_model`) and its name in the record."""
+    from aivet.repo import resolve_model
+
+    target = resolve_model(model)
+    return target, (model if model.startswith("hf://") else str(target.path))
 
 
 def _echo_json(obj: Any) -> None:
@@ -35,17 +48,18 @@ def _echo_json(obj: Any) -> None:
 
 @app.command("register")
 def register(
-    model_dir: _ModelDir,
+    model: _Model,
     name: Annotated[str, typer.Option("--name", "-n", help="Name to register it under (e.g. the hub id).")],
     registry: _RegistryOpt = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an entry of the same name.")] = False,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Fingerprint MODEL_DIR and store it in the registry under NAME."""
+    """Fingerprint MODEL and store it in the registry under NAME."""
     from aivet.provenance.lineage import LineageError, describe
     from aivet.provenance.registry import Registry
 
-    info = describe(model_dir, fingerprint=True)
+    target, _ = _target(model)
+    info = describe(target.path, fingerprint=True, allowed_root=target.allowed_root)
     if info.fingerprint is None:
         raise LineageError(next((n for n in info.notes if n.startswith("no weight")), "no weight fingerprint"))
     with Registry.open(registry) as reg:
@@ -62,19 +76,20 @@ def register(
 
 @app.command("match")
 def match(
-    model_dir: _ModelDir,
+    model: _Model,
     registry: _RegistryOpt = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Score a match must reach (-1..1).")] = 0.5,
     top: Annotated[int, typer.Option("--top", help="Candidates to show (0: all).")] = 5,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Rank registered models by how strongly MODEL_DIR's weights derive from them; exit 1 if none matches."""
+    """Rank registered models by how strongly MODEL's weights derive from them; exit 1 if none matches."""
     from aivet.provenance.lineage import describe
     from aivet.provenance.registry import Registry
 
+    target, label = _target(model)
     with Registry.open(registry, create=False) as reg:
-        info = describe(model_dir, registry=reg, threshold=threshold, top=top)
-    record = info.to_record(str(model_dir))
+        info = describe(target.path, registry=reg, threshold=threshold, top=top, allowed_root=target.allowed_root)
+    record = info.to_record(label)
     if as_json:
         _echo_json(record.to_dict())
     else:
@@ -85,14 +100,15 @@ def match(
 
 @app.command("show")
 def show(
-    model_dir: _ModelDir,
+    model: _Model,
     no_fingerprint: Annotated[bool, typer.Option("--no-fingerprint", help="Skip sampling the weights.")] = False,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Print what the config, tokenizer and README say about MODEL_DIR's lineage (no registry needed)."""
+    """Print what the config, tokenizer and README say about MODEL's lineage (no registry needed)."""
     from aivet.provenance.lineage import describe
 
-    record = describe(model_dir, fingerprint=not no_fingerprint).to_record(str(model_dir))
+    target, label = _target(model)
+    record = describe(target.path, fingerprint=not no_fingerprint, allowed_root=target.allowed_root).to_record(label)
     if as_json:
         _echo_json(record.to_dict())
     else:

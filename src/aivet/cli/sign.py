@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aivet.cli.progress import ByteProgress
 from aivet.errors import ArtifactError, UsageError
 
-_ModelDir = Annotated[Path, typer.Argument(help="The model directory (or a Hugging Face cache snapshot).",
-                                           show_default=False)]
+if TYPE_CHECKING:
+    from aivet.repo import Target
+
+_Model = Annotated[str, typer.Argument(metavar="MODEL", help="The model directory, a Hugging Face cache snapshot, "
+                                       "or hf://ORG/NAME\\[@REVISION] (from the local hub cache; downloaded unless "
+                                       "HF_HUB_OFFLINE is set).", show_default=False)]
 _Signature = Annotated[
-    Path | None, typer.Option("--signature", "-s", help="Signature file (default: MODEL_DIR/model.sig; "
+    Path | None, typer.Option("--signature", "-s", help="Signature file (default: MODEL/model.sig; "
                                                         "required outside the cache to sign a hub snapshot).")
 ]
 _Workers = Annotated[int | None, typer.Option("--workers", help="Hashing threads (default: every CPU).")]
@@ -32,7 +36,7 @@ _Ledger = Annotated[str | None, typer.Option("--ledger", metavar="PATH_OR_URL",
                                              help="Ledger to record in (SQLite path or postgresql:// URL).")]
 
 
-def _record(kind: str, model_dir: Path, record: Any, findings: tuple[Any, ...], option: bool | None,
+def _record(kind: str, target: Target, record: Any, findings: tuple[Any, ...], option: bool | None,
             ledger: str | None) -> None:
     """Append a signature record (and any verification findings) to the ledger when recording is on."""
     from aivet import recording
@@ -40,11 +44,13 @@ def _record(kind: str, model_dir: Path, record: Any, findings: tuple[Any, ...], 
 
     if not recording.wanted(option):
         return
-    from aivet.provenance.directory import hub_repo_root, model_digest
+    from aivet.provenance.directory import model_digest
 
-    subject = Subject(id=record.subject, kind="directory", location=str(model_dir))
+    model_dir, hub = target.path, target.hub_root
+    location = target.subject.location if hub is not None else str(model_dir)
+    subject = Subject(id=record.subject, kind=target.subject.kind, location=location,
+                      repo_id=target.subject.repo_id, revision=target.subject.revision)
     evidence = Evidence(subjects=(subject,), findings=findings, records=(record,))
-    hub = hub_repo_root(model_dir) if model_dir.is_dir() else None
     digest = None
     if hub is not None:
         # A snapshot is linked by the digest of its files, as a plain copy of them would be (the
@@ -79,7 +85,7 @@ def _model_card(license_: str | None, authors: list[str] | None, base_model: str
 
 
 def sign(
-    model_dir: _ModelDir,
+    model: _Model,
     key: Annotated[Path | None, typer.Option("--key", "-k", help="PEM ECDSA private key (P-256/384/521).")] = None,
     certificate: Annotated[
         Path | None, typer.Option("--certificate", help="Signing certificate (PEM) for the key: PKI signing.")
@@ -112,8 +118,13 @@ def sign(
     record: _Record = None,
     ledger: _Ledger = None,
 ) -> None:
-    """Sign MODEL_DIR in the OpenSSF Model Signing format (a Sigstore bundle, default MODEL_DIR/model.sig)."""
+    """Sign MODEL in the OpenSSF Model Signing format (a Sigstore bundle, default MODEL/model.sig).
+
+    A Hugging Face snapshot (a cache path or an hf:// reference) is signed only with --signature
+    outside the cache: aivet never writes into the cache.
+    """
     from aivet.provenance import signing
+    from aivet.repo import hub_repo_around, resolve_model
 
     password = None
     if password_env:
@@ -133,18 +144,21 @@ def sign(
     else:
         assert key is not None
         signer = signing.KeySigner(key, password)
+    target = resolve_model(model)
+    # Below a snapshot a folder is still cache content: sign_model then refuses to write into it.
+    hub = target.hub_root or hub_repo_around(target.path)
     size = shard_size or (1_000_000_000 if sharded else None)
     bar = ByteProgress(not no_progress and not as_json, "hashing")
     try:
         result = signing.sign_model(
-            model_dir, signer, signature=signature, hash_type=hash_type, shard_size=size,
+            target.path, signer, signature=signature, hash_type=hash_type, shard_size=size,
             ignore_paths=ignore or (), ignore_git=not no_ignore_git, allow_symlinks=allow_symlinks,
             model_card=_model_card(license_, author, base_model, card_json), workers=workers,
-            progress=bar.advance, on_total=bar.total, use_cache=incremental,
+            progress=bar.advance, on_total=bar.total, use_cache=incremental, allowed_root=hub,
         )
     finally:
         bar.close()
-    _record("sign", model_dir, result.record, (), record, ledger)
+    _record("sign", target, result.record, (), record, ledger)
     if as_json:
         typer.echo(json.dumps(result.record.to_dict(), indent=2))
         return
@@ -153,7 +167,7 @@ def sign(
 
 
 def verify(
-    model_dir: _ModelDir,
+    model: _Model,
     key: Annotated[Path | None, typer.Option("--key", "-k", help="The signer's PEM public key.")] = None,
     trust: Annotated[
         list[Path] | None, typer.Option("--trust", help="Trust bundle (PEM roots) for certificate signatures.")
@@ -171,8 +185,9 @@ def verify(
     record: _Record = None,
     ledger: _Ledger = None,
 ) -> None:
-    """Verify MODEL_DIR against its signature; exit 1 unless it is exactly what was signed."""
+    """Verify MODEL against its signature; exit 1 unless it is exactly what was signed."""
     from aivet.provenance import verify as v
+    from aivet.repo import resolve_model
 
     if sum([key is not None, bool(trust), sigstore]) != 1:
         raise UsageError("choose exactly one of --key PUBLIC_KEY, --trust BUNDLE or --sigstore")
@@ -186,13 +201,14 @@ def verify(
     else:
         assert key is not None
         verifier = v.KeyVerifier(key)
+    target = resolve_model(model)
     bar = ByteProgress(not no_progress and not as_json, "verifying")
     try:
-        result = v.verify_model(model_dir, verifier, signature=signature, only=only, workers=workers,
-                                progress=bar.advance, on_total=bar.total)
+        result = v.verify_model(target.path, verifier, signature=signature, only=only, workers=workers,
+                                progress=bar.advance, on_total=bar.total, allowed_root=target.allowed_root)
     finally:
         bar.close()
-    _record("verify", model_dir, result.record, tuple(result.findings), record, ledger)
+    _record("verify", target, result.record, tuple(result.findings), record, ledger)
     if as_json:
         out = {"record": result.record.to_dict(), "findings": [f.to_dict() for f in result.findings]}
         typer.echo(json.dumps(out, indent=2))

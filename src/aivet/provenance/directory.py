@@ -23,7 +23,7 @@ from aivet.provenance.manifest import (
     make_manifest,
 )
 
-_HUB_REPO = re.compile(r"^models--.+$")
+_HUB_REPO = re.compile(r"^(models|datasets|spaces)--.+$")
 
 
 def hub_repo_root(path: Path) -> Path | None:

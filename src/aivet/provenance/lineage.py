@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +54,9 @@ __all__ = [
 ]
 
 RECORD_KIND = "lineage"
-MAX_FRONT_MATTER = 1024 * 1024  # cards with long model-index blocks reach hundreds of KiB
 MAX_BASE_MODELS = 32
-MAX_FRONT_SNIPPET = 16 * 1024  # YAML actually parsed: the base_model entries only
-_FRONT_KEY = re.compile(r"""^(base_model|base_model_relation|'base_model'|"base_model")\s*:""")
+MAX_NAME_CHARS = 200  # one declared base model id kept in the record
+_FRONT_KEYS = ("base_model", "base_model_relation")  # the front matter entries lineage reads
 
 # model_type -> family. Families group the variants a policy treats alike (Llama 2 and 3 are both "llama").
 _FAMILIES: Mapping[str, str] = {
@@ -346,40 +344,23 @@ def parse_vocab_merges(vocab: bytes, merges: bytes | None) -> TokenizerFacts:
 def parse_front_matter(text: str) -> tuple[tuple[str, ...], str | None]:
     """``(base_model entries, base_model_relation)`` from a model card's YAML front matter; never raises.
 
-    Only the block between a leading ``---`` line and the next one counts, and
-    of it only the top-level ``base_model`` and ``base_model_relation``
-    entries (their lines and the indented or ``-`` lines under them) are
-    handed to ``yaml.safe_load`` (no object construction): a card's long
-    ``model-index`` never reaches the YAML parser, which keeps the work small
-    whatever the card holds. Only string values are taken.
+    A view of :func:`aivet.provenance.modelcard.parse_front_matter`, the one
+    model-card parser, reading only the top-level ``base_model`` and
+    ``base_model_relation`` entries: a card's long or broken ``model-index``
+    never reaches the YAML parser, which keeps the work small whatever the
+    card holds. Only string values are taken; a card that cannot be read
+    declares nothing.
     """
-    import yaml
+    from aivet.provenance.modelcard import MetadataError
+    from aivet.provenance.modelcard import parse_front_matter as parse_card
 
-    lines = text.removeprefix("\ufeff")[:MAX_FRONT_MATTER].splitlines()
-    if not lines or lines[0].rstrip() != "---":
-        return (), None
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
-    if end is None:  # never closed (or longer than MAX_FRONT_MATTER): not front matter
-        return (), None
-    wanted: list[str] = []
-    keep = False
-    budget = MAX_FRONT_SNIPPET  # 32 names of 200 characters fit many times over; lists beyond are cut
-    for line in lines[1:end]:
-        if line[:1] not in (" ", "\t", "-", "#", ""):  # a new top-level entry
-            keep = _FRONT_KEY.match(line) is not None
-        if keep and len(line) < budget:
-            wanted.append(line)
-            budget -= len(line) + 1
     try:
-        meta = yaml.safe_load("\n".join(wanted)) if wanted else None
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+        front = parse_card(text, only=_FRONT_KEYS)
+    except MetadataError:
         return (), None
-    if not isinstance(meta, dict):
-        return (), None
-    raw = meta.get("base_model")
-    items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    bases = tuple(dict.fromkeys(s for s in (_short_str(x) for x in items[:MAX_BASE_MODELS]) if s))
-    return bases, _short_str(meta.get("base_model_relation"), 32)
+    bases = tuple(dict.fromkeys(b[:MAX_NAME_CHARS] for b in front.base_models))[:MAX_BASE_MODELS]
+    relation = front.base_model_relation
+    return bases, relation[:32] if relation else None
 
 
 # -- gathering ------------------------------------------------------------------------------

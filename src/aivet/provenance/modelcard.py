@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from aivet.provenance.hashing import FileEntry
 MAX_YAML_DEPTH = 32  # real model cards nest 5-6 levels (model-index results)
 MAX_VALUE_CHARS = 1024  # one string kept from metadata (ids, names, links); longer is cut
 MAX_LIST_ITEMS = 1000  # items kept from one metadata list (tags, datasets, languages)
+MAX_ENTRY_BYTES = 16 * 1024  # one entry's YAML when only some are parsed: 32 ids of 200 characters fit many times
 # A Hugging Face "org/name" (or bare "name") id: only such ids become purls and hub links.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 _SPLIT_GGUF = re.compile(r"^(?P<stem>.*)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.IGNORECASE)
@@ -142,21 +143,33 @@ def extract_front_matter(text: str) -> str | None:
     raise MetadataError("the front matter opened with '---' is never closed")
 
 
-def parse_front_matter(data: bytes, limits: Limits = DEFAULT_LIMITS) -> FrontMatter:
-    """Parse README bytes' front matter into :class:`FrontMatter`.
+def parse_front_matter(data: bytes | str, limits: Limits = DEFAULT_LIMITS, *,
+                       only: Collection[str] | None = None) -> FrontMatter:
+    """Parse a README's front matter (bytes, or text already decoded) into :class:`FrontMatter`.
+
+    The one model-card parser: the BOM, the license and origin checks and
+    lineage all read the card through it. With ``only``, just those
+    top-level entries (their key lines and the indented, ``-`` or comment
+    lines under them, at most :data:`MAX_ENTRY_BYTES` each) are handed to the
+    YAML parser: a card's long or broken ``model-index`` then costs no
+    parsing and cannot hide a ``base_model`` from lineage.
 
     Raises :class:`MetadataError` for YAML that is malformed, not a mapping,
-    uses aliases, nests too deeply or is larger than
-    ``limits.max_front_matter_bytes``. Fields of the wrong type are left out
-    and named in ``ignored``.
+    uses aliases, nests too deeply or (without ``only``) is larger than
+    ``limits.max_front_matter_bytes``; it raises nothing else, whatever the
+    input. Fields of the wrong type are left out and named in ``ignored``.
     """
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     yaml_text = extract_front_matter(text)
     if yaml_text is None:
         return FrontMatter()
-    if len(yaml_text.encode("utf-8")) > limits.max_front_matter_bytes:
+    if only is not None:
+        yaml_text = _select_entries(yaml_text, frozenset(only))
+    elif len(yaml_text.encode("utf-8", "surrogatepass")) > limits.max_front_matter_bytes:
         raise MetadataError(f"the front matter is larger than {limits.max_front_matter_bytes} bytes "
                             "(limit max_front_matter_bytes)")
+    if not yaml_text:
+        return FrontMatter()
     try:
         loader = _BoundedSafeLoader(yaml_text)
         try:
@@ -175,6 +188,35 @@ def parse_front_matter(data: bytes, limits: Limits = DEFAULT_LIMITS) -> FrontMat
     return _front_from_mapping(doc)
 
 
+def _top_level_key(line: str) -> str | None:
+    """The key a top-level ``key: value`` line opens (quotes removed), or None for any other line."""
+    head, colon, _ = line.partition(":")
+    if not colon:
+        return None
+    key = head.strip()
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
+        key = key[1:-1]
+    return key
+
+
+def _select_entries(yaml_text: str, keys: frozenset[str]) -> str:
+    """The lines of the top-level entries named in ``keys``; each entry cut at :data:`MAX_ENTRY_BYTES`."""
+    wanted: list[str] = []
+    current: str | None = None
+    used: dict[str, int] = {}
+    for line in yaml_text.splitlines(keepends=True):
+        if line[:1] not in (" ", "\t", "-", "#", "\r", "\n"):  # a new top-level entry (or stray text)
+            key = _top_level_key(line)
+            current = key if key in keys else None
+        if current is None:
+            continue
+        size = used.get(current, 0) + len(line)
+        if size <= MAX_ENTRY_BYTES:  # a longer list is cut line by line: what fits is kept
+            wanted.append(line)
+            used[current] = size
+    return "".join(wanted)
+
+
 def _front_from_mapping(doc: Mapping[Any, Any]) -> FrontMatter:
     ignored: list[str] = []
 
@@ -188,7 +230,7 @@ def _front_from_mapping(doc: Mapping[Any, Any]) -> FrontMatter:
         ignored.append(key)
         return None
 
-    def many(key: str) -> tuple[str, ...]:
+    def many(key: str, *, strings_only: bool = False) -> tuple[str, ...]:
         value = doc.get(key)
         if value is None:
             return ()
@@ -196,22 +238,22 @@ def _front_from_mapping(doc: Mapping[Any, Any]) -> FrontMatter:
         if not isinstance(items, list):
             ignored.append(key)
             return ()
+        scalar = (str,) if strings_only else (str, int, float)
         out: list[str] = []
         for item in items[:MAX_LIST_ITEMS]:
-            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+            if isinstance(item, scalar) and not isinstance(item, bool):
                 text = str(item).strip()[:MAX_VALUE_CHARS]
                 if text and text not in out:
                     out.append(text)
-            else:
+            elif key not in ignored:  # the other items still count
                 ignored.append(key)
-                break
         return tuple(out)
 
     return FrontMatter(
         license=one("license"),
         license_name=one("license_name"),
         license_link=one("license_link"),
-        base_models=many("base_model"),
+        base_models=many("base_model", strings_only=True),  # repository ids: a YAML number is none
         base_model_relation=one("base_model_relation"),
         datasets=many("datasets"),
         languages=many("language"),
