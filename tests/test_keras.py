@@ -1,4 +1,7 @@
-"""Keras: config checks, legacy HDF5 by byte scanning, Keras 3 .keras archives."""
+"""Keras: config checks, legacy HDF5 (parsed; byte scan only as a fallback), Keras 3 .keras archives.
+
+HDF5 structure cases (escaped keys, dense storage, subgroups, libver) are in tests/test_hdf5.py.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +61,9 @@ def test_fixture_expectations(samples: dict[str, tuple[object, Evidence]]) -> No
 def test_formats(samples: dict[str, tuple[object, Evidence]]) -> None:
     _, h5 = samples["keras-h5-clean"]
     assert [a.format for a in h5.artifacts] == ["keras-hdf5"]
-    assert "byte scanning" in h5.artifacts[0].note
+    note = h5.artifacts[0].note
+    assert "structure parsed" in note and "2 Keras config(s) read from attributes" in note
+    assert "byte-scan" not in note and "keras_version 2.12.0" in note
     _, k3 = samples["keras-v3-clean"]
     formats = {a.path.rsplit("!", 1)[-1]: a.format for a in k3.artifacts}
     assert formats["model.weights.h5"] == "hdf5"
@@ -69,7 +74,8 @@ def test_h5_lambda_strings_come_from_bytecode(samples: dict[str, tuple[object, E
     _, evidence = samples["keras-h5-lambda"]
     (finding,) = [f for f in evidence.findings if f.rule_id == "KERAS-LAMBDA-LAYER"]
     assert {"os", "system"} <= set(finding.details["suspicious"])
-    assert finding.location.offset is not None and finding.location.pointer
+    assert finding.location.offset is not None
+    assert finding.location.pointer == "/@model_config/config/layers/2"
     assert finding.details["kind"] == "legacy Lambda"
 
 
@@ -142,21 +148,34 @@ def test_find_json_configs_across_chunk_boundary() -> None:
     assert [o for o, _ in found] == [len(pad)]
 
 
-def test_unclosed_config_is_a_limit_finding(tmp_path: Path) -> None:
+def test_unparseable_structure_falls_back_to_byte_scan_and_is_partial(tmp_path: Path) -> None:
     path = tmp_path / "m.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Sequential", "config": {"layers": [' + b" " * 5000)
     ctx = Context(subject="s", options=ScanOptions(limits=replace(DEFAULT_LIMITS, max_string_bytes=1000)))
     outcome = keras.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
-    assert outcome.status.value == "partial"
-    assert [f.rule_id for f in ctx.findings] == ["SCAN-LIMIT-EXCEEDED"]
+    assert outcome.status.value == "partial" and "byte-scan fallback" in outcome.note
+    assert [f.rule_id for f in ctx.findings] == ["SCAN-PARSE-ERROR", "SCAN-LIMIT-EXCEEDED"]
 
 
 def test_invalid_json_config_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "m.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b'{"class_name": Lambda}' + b"\x00")
     ctx = Context(subject="s")
-    keras.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
-    assert [f.rule_id for f in ctx.findings] == ["KERAS-CONFIG-UNREADABLE"]
+    outcome = keras.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
+    assert [f.rule_id for f in ctx.findings] == ["SCAN-PARSE-ERROR", "KERAS-CONFIG-UNREADABLE"]
+    assert outcome.status.value == "partial"
+
+
+def test_fallback_still_finds_a_lambda(tmp_path: Path, marker_dir: Path) -> None:
+    # A file whose structure is broken (superblock version byte) still gets its config checked.
+    path = write_h5(tmp_path / "l.h5", k2_sequential([keras_files.k2_lambda(marker_dir, "fallback")]))
+    data = bytearray(path.read_bytes())
+    data[8] = 9
+    path.write_bytes(bytes(data))
+    evidence = aivet.scan(path)
+    assert {"SCAN-PARSE-ERROR", "KERAS-LAMBDA-LAYER"} <= rules_of(evidence)
+    (artifact,) = evidence.artifacts
+    assert artifact.status.value == "partial" and "byte-scan fallback located 1" in artifact.note
 
 
 def test_not_hdf5_is_a_format_error() -> None:

@@ -38,6 +38,9 @@ class Limits:
     max_text_file_bytes: int = 8 * MiB  # Python, JSON, Jinja files read whole
     max_protobuf_bytes: int = 512 * MiB  # ONNX / SavedModel graphs parsed (weights are skipped)
     max_protobuf_depth: int = 64
+    max_hdf5_objects: int = 20_000  # HDF5 groups/datasets visited from the root
+    max_hdf5_messages: int = 1_000_000  # object header messages read in one HDF5 file
+    max_hdf5_metadata_bytes: int = 1 * GiB  # HDF5 metadata (headers, heaps, B-trees) read per file
     # Repository text: remote code, configs, secrets
     max_json_bytes: int = 64 * MiB  # JSON parsed whole (tokenizer.json of large-vocabulary models is ~35 MiB)
     max_decoded_bytes: int = 1 * MiB  # a payload decoded from base64/hex/zlib in Python source

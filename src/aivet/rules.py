@@ -127,7 +127,19 @@ NAME_MISMATCH = Rule(
     ("CWE-646",),
 )
 
-ENGINE_RULES = (PARSE_ERROR, LIMIT_EXCEEDED, UNKNOWN_FORMAT, UNSUPPORTED, SYMLINK_ESCAPE, NAME_MISMATCH)
+POLYGLOT = Rule(
+    "SCAN-POLYGLOT",
+    "File is valid as two formats at once",
+    "The file is one format from its first byte and also an HDF5 container whose superblock sits "
+    "after a user block (at 512, 1024, 2048... bytes, where libhdf5 and h5py look for it). Which "
+    "face a loader sees depends on the API it is opened with, so a scanner that reads only the "
+    "first one can be shown a harmless file. Both faces are analysed; the file itself is suspect.",
+    Severity.MEDIUM,
+    (ATLAS_EVADE,),
+    ("CWE-434",),
+)
+
+ENGINE_RULES = (PARSE_ERROR, LIMIT_EXCEEDED, UNKNOWN_FORMAT, UNSUPPORTED, SYMLINK_ESCAPE, NAME_MISMATCH, POLYGLOT)
 
 # Modules that declare ``RULES``. Listed explicitly so the catalogue is complete and ordered.
 RULE_MODULES = (

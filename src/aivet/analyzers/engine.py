@@ -82,35 +82,80 @@ def _analyzer(fmt: Format) -> Analyzer:
 def analyze_source(source: Source, ctx: Context, *, hint: str | None = None) -> ArtifactStatus:
     """Sniff ``source``, run its analyzer and record the artifact. Bad input becomes findings."""
     fmt = Format.UNKNOWN
+    hdf5_at: int | None = None
     try:
-        head = source.head(HEAD_BYTES)
+        with source.open() as fh:
+            head = fh.read(HEAD_BYTES)
+            hdf5_at = hdf5_after_user_block(fh, head, source.size)
         fmt = sniff(head, hint or source.name, source.size)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file (or member) is a finding, never a traceback
+        why = exc.strerror or str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        ctx.add(rules.PARSE_ERROR.finding(ctx.location(source), f"cannot read: {why}", format=fmt.value))
+        ctx.record(source, fmt.value, ArtifactStatus.ERROR, why)
+        return ArtifactStatus.ERROR
+    if hdf5_at is not None and fmt in (Format.UNKNOWN, Format.BENIGN_BINARY):
+        fmt = Format.HDF5  # an HDF5 file with a user block: libhdf5 and h5py open it as such
+    outcome = _run(fmt, source, ctx)
+    if hdf5_at is not None and fmt is not Format.HDF5:
+        ctx.add(rules.POLYGLOT.finding(
+            ctx.location(source, offset=hdf5_at),
+            f"{fmt.value} from its first byte, and an HDF5 file whose superblock is at offset {hdf5_at}",
+            format=fmt.value, also="hdf5", offset=hdf5_at))
+        second = _run(Format.HDF5, source, ctx)
+        worst = max(outcome.status, second.status, key=_STATUS_ORDER.index)
+        outcome = Outcome(outcome.format, worst, "; ".join(filter(None, (outcome.note, f"also HDF5: {second.note}"))))
+    ctx.record(source, outcome.format, outcome.status, outcome.note)
+    return outcome.status
+
+
+_STATUS_ORDER = (ArtifactStatus.SKIPPED, ArtifactStatus.ANALYZED, ArtifactStatus.PARTIAL, ArtifactStatus.UNSUPPORTED,
+                 ArtifactStatus.ERROR)
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def hdf5_after_user_block(fh: BinaryIO, head: bytes, size: int) -> int | None:
+    """Where an HDF5 superblock sits after a user block, if anywhere: libhdf5 looks at offsets 0, 512,
+    1024, 2048 ... up to the end of the file, so a file may start as anything and still open as HDF5."""
+    pos = 512
+    while pos + 8 <= size:
+        if pos + 8 <= len(head):
+            probe = head[pos:pos + 8]
+        else:
+            fh.seek(pos)
+            probe = fh.read(8)
+        if probe == _HDF5_SIGNATURE:
+            return pos
+        pos *= 2
+    return None
+
+
+def _run(fmt: Format, source: Source, ctx: Context) -> Outcome:
+    """Run the analyzer for ``fmt``: whatever goes wrong becomes a finding and the outcome's status."""
+    try:
         _check_extension(source, fmt, ctx)
-        outcome = _analyzer(fmt)(source, ctx)
+        return _analyzer(fmt)(source, ctx)
     except LimitExceeded as exc:
         ctx.add(rules.LIMIT_EXCEEDED.finding(
             ctx.location(source, offset=exc.offset), f"{exc} (limit: {exc.limit})", limit=exc.limit))
-        outcome = Outcome(fmt.value, ArtifactStatus.PARTIAL, str(exc))
+        return Outcome(fmt.value, ArtifactStatus.PARTIAL, str(exc))
     except FormatError as exc:
         ctx.add(rules.PARSE_ERROR.finding(
             ctx.location(source, offset=exc.offset), f"cannot parse as {fmt.value}: {exc}", format=fmt.value))
-        outcome = Outcome(fmt.value, ArtifactStatus.ERROR, str(exc))
+        return Outcome(fmt.value, ArtifactStatus.ERROR, str(exc))
     except (RecursionError, MemoryError) as exc:
         ctx.add(rules.LIMIT_EXCEEDED.finding(
             ctx.location(source), f"{type(exc).__name__} while parsing {fmt.value}", limit="python"))
-        outcome = Outcome(fmt.value, ArtifactStatus.ERROR, type(exc).__name__)
+        return Outcome(fmt.value, ArtifactStatus.ERROR, type(exc).__name__)
     except OSError as exc:
         ctx.add(rules.PARSE_ERROR.finding(
             ctx.location(source), f"cannot read: {exc.strerror or exc}", format=fmt.value))
-        outcome = Outcome(fmt.value, ArtifactStatus.ERROR, str(exc))
+        return Outcome(fmt.value, ArtifactStatus.ERROR, str(exc))
     except Exception as exc:  # noqa: BLE001 - fail closed on any reader bug, never a traceback
         ctx.add(rules.PARSE_ERROR.finding(
             ctx.location(source),
             f"internal error while parsing {fmt.value}: {type(exc).__name__}: {exc}",
             format=fmt.value, internal=True))
-        outcome = Outcome(fmt.value, ArtifactStatus.ERROR, f"{type(exc).__name__}: {exc}")
-    ctx.record(source, outcome.format, outcome.status, outcome.note)
-    return outcome.status
+        return Outcome(fmt.value, ArtifactStatus.ERROR, f"{type(exc).__name__}: {exc}")
 
 
 def _check_extension(source: Source, fmt: Format, ctx: Context) -> None:

@@ -5,20 +5,24 @@ code: ``Lambda`` layers carry marshalled bytecode (legacy) or a base64 code
 blob (``__lambda__`` in Keras 3), ``{"class_name": "function", "module": ...}``
 entries name any importable function, and ``module`` keys make Keras import
 arbitrary modules. We read the config as data and never unmarshal, import or
-call anything. HDF5 files are *not* opened with libhdf5: a hostile file would
-be parsed by C code in-process. Instead the Keras ``model_config`` /
-``training_config`` attribute values (plain JSON strings in the file) are
-located by scanning the bytes.
+call anything. HDF5 files are *not* opened with libhdf5 (a hostile file would
+be parsed by C code in-process): :mod:`aivet.formats.hdf5` reads their
+structure in pure Python, and every JSON string attribute (Keras 2 keeps
+``model_config`` and ``training_config`` on the root group) is decoded and
+checked. Only when that structure cannot be read are the bytes scanned for
+configs instead, and the file is then reported as partially analysed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO, BinaryIO
 
 from aivet import rules
@@ -26,7 +30,7 @@ from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Location, Severity
-from aivet.formats import FormatError
+from aivet.formats import FormatError, LimitExceeded, hdf5
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 LAMBDA_LAYER = Rule(
@@ -321,10 +325,9 @@ def _opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO
 
 
 # ---------------------------------------------------------------------------------------------
-# HDF5 (Keras 2 .h5) without libhdf5
+# HDF5 (Keras 2 .h5): parsed by aivet.formats.hdf5, never by libhdf5; a byte scan as fallback
 # ---------------------------------------------------------------------------------------------
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CONFIG_START = re.compile(rb'\{\s*"(?:class_name|module)"\s*:')
 _CHUNK = 1024 * 1024
 _OVERLAP = 64
@@ -398,34 +401,155 @@ def _balanced(stream: BinaryIO, max_bytes: int) -> tuple[bytes | None, int]:
     return None, len(buf)
 
 
+_KERAS_ATTRIBUTES = ("model_config", "training_config")  # what Keras 2 load_model json-decodes
+_BOM = b"\xef\xbb\xbf"
+_MAX_PROBLEM_FINDINGS = 20  # unreadable parts reported one by one; the rest are counted in one finding
+
+
 def analyze_hdf5(source: Source, ctx: Context) -> Outcome:
-    """Check an HDF5 file for Keras model/training configs by scanning its bytes (no libhdf5)."""
+    """Check an HDF5 file's attributes for Keras configs, parsing its structure in pure Python.
+
+    Every string attribute of the root group and of the objects reachable from it that
+    holds JSON is decoded with :func:`json.loads` (so ``\\u`` escapes, dense attribute
+    storage, variable-length strings and continuation blocks make no difference) and
+    checked as a Keras config. When the structure cannot be read completely the file is
+    PARTIAL, each problem is a finding, and the bytes are also scanned for configs.
+    """
+    limits = replace(hdf5.HDF5_LIMITS, max_value_bytes=ctx.limits.max_string_bytes,
+                     max_objects=ctx.limits.max_hdf5_objects, max_messages=ctx.limits.max_hdf5_messages,
+                     max_read_bytes=ctx.limits.max_hdf5_metadata_bytes)
     with source.open() as fh:
-        if fh.read(8) != HDF5_SIGNATURE:
+        if hdf5.superblock_offset(fh, source.size) is None:
             raise FormatError("missing HDF5 superblock signature", 0)
-        configs = find_json_configs(fh, source.size, ctx.limits.max_string_bytes)
-    status = ArtifactStatus.ANALYZED
-    checked = 0
-    for offset, text in configs:
+        try:
+            contents = hdf5.read_attributes(fh, source.size, limits)
+        except (FormatError, LimitExceeded) as exc:
+            _structure_problem(exc, source, ctx)
+            found = _byte_scan(fh, source, ctx, set())
+            return Outcome("keras-hdf5" if found else "hdf5", ArtifactStatus.PARTIAL,
+                           f"HDF5 structure not parsed ({str(exc)[:200]}); byte-scan fallback located "
+                           f"{found} Keras config(s)")
+        configs, checked, complete = _check_attributes(contents, source, ctx)
+        note = (f"structure parsed (superblock v{contents.superblock_version}, {contents.objects} object(s), "
+                f"{len(contents.attributes)} attribute(s)); {configs} Keras config(s) read from attributes")
+        for problem in contents.problems[:_MAX_PROBLEM_FINDINGS]:
+            _report_problem(problem, source, ctx)
+        if len(contents.problems) > _MAX_PROBLEM_FINDINGS:
+            ctx.add(rules.PARSE_ERROR.finding(
+                ctx.location(source), f"{len(contents.problems) - _MAX_PROBLEM_FINDINGS} more unreadable HDF5 "
+                "part(s) not listed", format="hdf5", more=len(contents.problems) - _MAX_PROBLEM_FINDINGS))
+        if contents.problems:
+            found = _byte_scan(fh, source, ctx, checked)
+            configs += found
+            note += (f"; {len(contents.problems)} part(s) unreadable, byte-scan fallback located "
+                     f"{found} more config(s)")
+            complete = False
+    status = ArtifactStatus.ANALYZED if complete else ArtifactStatus.PARTIAL
+    version = next((a.value for a in contents.attributes
+                    if a.path == "/" and a.name == "keras_version" and isinstance(a.value, bytes)), None)
+    if version is not None:
+        note += f"; keras_version {version[:40].decode('utf-8', 'replace')}"
+    return Outcome("keras-hdf5" if configs else "hdf5", status, note)
+
+
+def _check_attributes(contents: hdf5.Hdf5Contents, source: Source,
+                      ctx: Context) -> tuple[int, set[bytes], bool]:
+    """Check every JSON string attribute; return (Keras configs, digests of checked texts, complete)."""
+    configs = 0
+    checked: set[bytes] = set()
+    complete = True
+    for attr in contents.attributes:
+        pointer = f"{attr.path.rstrip('/')}/@{_escape(attr.name)}"
+        keras_attr = attr.name in _KERAS_ATTRIBUTES
+        texts = _texts(attr.value)
+        if keras_attr and not texts:
+            ctx.add(UNREADABLE_CONFIG.finding(
+                ctx.location(source, offset=attr.offset, pointer=pointer),
+                f"{attr.name} attribute on {attr.path} is a {attr.type_class} value, not a JSON string",
+                type_class=attr.type_class))
+            complete = False
+        for index, text in texts:
+            where = pointer if index is None else f"{pointer}/{index}"
+            body = text.strip()
+            if body.startswith(_BOM):
+                body = body[len(_BOM):].lstrip()
+            if not body.startswith((b"{", b"[")) and not keras_attr:
+                continue
+            try:
+                doc = json.loads(body)
+            except (ValueError, RecursionError) as exc:
+                if keras_attr or _CONFIG_START.match(body):
+                    ctx.add(UNREADABLE_CONFIG.finding(
+                        ctx.location(source, offset=attr.offset, pointer=where),
+                        f"{attr.name} attribute on {attr.path} is not valid JSON: {exc}"))
+                    complete = False
+                continue
+            checked.add(hashlib.sha256(body).digest())
+            check_keras_config(doc, source, ctx, where, offset=attr.offset)
+            if keras_attr or (isinstance(doc, dict) and ("class_name" in doc or "module" in doc)):
+                configs += 1
+    return configs, checked, complete
+
+
+def _texts(value: hdf5.Value) -> list[tuple[int | None, bytes]]:
+    """The strings of an attribute value: ``(None, s)`` for a scalar, ``(i, s)`` for array items."""
+    if isinstance(value, bytes):
+        return [(None, value)]
+    if isinstance(value, tuple):
+        return [(i, v) for i, v in enumerate(value) if isinstance(v, bytes)]
+    return []
+
+
+def _structure_problem(exc: FormatError | LimitExceeded, source: Source, ctx: Context) -> None:
+    loc = ctx.location(source, offset=exc.offset)
+    if isinstance(exc, LimitExceeded):
+        ctx.add(rules.LIMIT_EXCEEDED.finding(loc, f"HDF5 structure not read: {exc}", limit=_limit_name(exc.limit)))
+    else:
+        ctx.add(rules.PARSE_ERROR.finding(loc, f"HDF5 structure could not be parsed: {exc}; only a byte scan "
+                                               "for Keras configs was done", format="hdf5"))
+
+
+def _report_problem(problem: hdf5.Problem, source: Source, ctx: Context) -> None:
+    pointer = f"{problem.path.rstrip('/')}/@{_escape(problem.attribute)}" if problem.attribute else problem.path
+    loc = ctx.location(source, offset=problem.offset, pointer=pointer)
+    message = f"HDF5 object {problem.path}: {problem.message}"
+    if problem.kind == hdf5.OVER_LIMIT:
+        ctx.add(rules.LIMIT_EXCEEDED.finding(loc, message, limit=_limit_name(problem.limit or "")))
+    elif problem.kind == hdf5.UNSUPPORTED:
+        ctx.add(rules.UNSUPPORTED.finding(loc, message, format="hdf5"))
+    else:
+        ctx.add(rules.PARSE_ERROR.finding(loc, message, format="hdf5"))
+
+
+def _limit_name(limit: str) -> str:
+    """The Limits field behind an Hdf5Limits field, where there is one (the others are fixed bounds)."""
+    return _LIMITS_FIELDS.get(limit, f"hdf5.{limit}")
+
+
+_LIMITS_FIELDS = {"max_value_bytes": "max_string_bytes", "max_objects": "max_hdf5_objects",
+                  "max_messages": "max_hdf5_messages", "max_read_bytes": "max_hdf5_metadata_bytes"}
+
+
+def _byte_scan(stream: BinaryIO, source: Source, ctx: Context, checked: set[bytes]) -> int:
+    """Fallback: configs located by scanning the bytes; those already checked are skipped."""
+    found = 0
+    for offset, text in find_json_configs(stream, source.size, ctx.limits.max_string_bytes):
         if text is None:
             ctx.add(rules.LIMIT_EXCEEDED.finding(
                 ctx.location(source, offset=offset),
                 f"JSON object at offset {offset} is not closed within max_string_bytes", limit="max_string_bytes"))
-            status = ArtifactStatus.PARTIAL
+            continue
+        if hashlib.sha256(text).digest() in checked:
             continue
         try:
             doc = json.loads(text)
         except (ValueError, RecursionError) as exc:
             ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source, offset=offset),
                                               f"Keras-like config at offset {offset} is not valid JSON: {exc}"))
-            status = ArtifactStatus.PARTIAL
             continue
-        checked += 1
+        found += 1
         check_keras_config(doc, source, ctx, offset=offset)
-    if not checked:
-        return Outcome("hdf5", status, "no Keras config found (byte scan; HDF5 structure not parsed)")
-    return Outcome("keras-hdf5", status,
-                   f"{checked} Keras config(s) located by byte scanning (HDF5 structure not parsed)")
+    return found
 
 
 def check_keras_json_text(text: bytes | str, source: Source, ctx: Context, pointer: str = "") -> bool:

@@ -1,0 +1,547 @@
+"""HDF5 read in pure Python (aivet.formats.hdf5) and Keras configs found wherever HDF5 can keep them.
+
+Issue #2: a byte scan for ``{"class_name"`` is bypassed by ``\\u``-escaped keys, dense attribute
+storage (fractal heap objects), variable-length strings (global heap) or a config on another
+object than the root. Files are made with h5py (libver 'earliest' and 'latest') and, for
+structures h5py will not write (continuation cycles), by a small builder in this file.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import pickle
+import re
+import struct
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aivet
+from aivet.analyzers import keras
+from aivet.analyzers.context import Context
+from aivet.analyzers.source import Source
+from aivet.evidence import Evidence, Severity
+from aivet.formats import FormatError, LimitExceeded, hdf5
+from aivet.limits import DEFAULT_LIMITS
+from tests.fixtures.keras_files import k2_dense, k2_lambda, k2_sequential, write_h5
+from tests.fixtures.work import HANG_TIMEOUT, Tally, counting_source
+
+h5py = pytest.importorskip("h5py")
+np = pytest.importorskip("numpy")
+
+LIBVERS = ("earliest", "latest")
+
+
+def rules_of(evidence: Evidence) -> set[str]:
+    return {f.rule_id for f in evidence.findings}
+
+
+def lambda_config(marker_dir: Path, name: str, pad: int = 0) -> dict[str, Any]:
+    config = k2_sequential([k2_dense("dense", 2), k2_lambda(marker_dir, name)])
+    if pad:
+        config["config"]["padding"] = "x" * pad  # pushes the attribute past the compact/managed sizes
+    return config
+
+
+def write(path: Path, attrs: dict[str, Any], libver: str = "earliest", *, where: str = "/",
+          filler: int = 0, track_order: bool = False) -> Path:
+    """An HDF5 file with ``attrs`` on the object at ``where`` (created as a group, or a dataset if it ends in ':0')."""
+    with h5py.File(path, "w", libver=libver, track_order=track_order) as f:
+        f.attrs["keras_version"] = "2.12.0"
+        f.attrs["backend"] = "tensorflow"
+        for i in range(filler):
+            f.attrs[f"filler{i:03d}"] = f"value {i}"
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = [b"dense"]
+        layer = weights.create_group("dense").create_group("dense")
+        layer.create_dataset("kernel:0", data=np.zeros((4, 2), dtype="float32"))
+        if where == "/":
+            target: Any = f
+        elif where.endswith(":0"):
+            target = f.create_dataset(where, data=np.zeros(2, dtype="float32"))
+        else:
+            target = f.require_group(where)
+        for name, value in attrs.items():
+            target.attrs[name] = value
+    return path
+
+
+def as_text(config: Any, kind: str) -> Any:
+    text = json.dumps(config)
+    return text if kind == "vlen" else np.bytes_(text.encode())
+
+
+def read(path: Path, limits: hdf5.Hdf5Limits = hdf5.HDF5_LIMITS) -> hdf5.Hdf5Contents:
+    with open(path, "rb") as fh:
+        return hdf5.read_attributes(fh, path.stat().st_size, limits)
+
+
+def assert_lambda_found(evidence: Evidence, pointer_prefix: str = "/@model_config") -> None:
+    findings = [f for f in evidence.findings if f.rule_id == "KERAS-LAMBDA-LAYER"]
+    assert findings, evidence.findings
+    assert findings[0].severity is Severity.CRITICAL
+    assert {"os", "system"} <= set(findings[0].details["suspicious"])
+    assert (findings[0].location.pointer or "").startswith(pointer_prefix), findings[0].location
+    (artifact,) = evidence.artifacts
+    assert artifact.format == "keras-hdf5" and artifact.status.value == "analyzed", artifact
+    assert "structure parsed" in artifact.note and "byte-scan" not in artifact.note
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras configs, wherever h5py puts them
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize("kind", ["vlen", "fixed"])
+def test_lambda_in_model_config(tmp_path: Path, marker_dir: Path, libver: str, kind: str) -> None:
+    path = write(tmp_path / "m.h5", {"model_config": as_text(lambda_config(marker_dir, "plain"), kind)}, libver)
+    contents = read(path)
+    (attr,) = [a for a in contents.attributes if a.name == "model_config"]
+    assert attr.type_class == ("vlen-string" if kind == "vlen" else "string") and attr.path == "/"
+    assert contents.superblock_version == (0 if libver == "earliest" else 3)
+    assert_lambda_found(aivet.scan(path))
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_unicode_escaped_keys_are_decoded(tmp_path: Path, marker_dir: Path, libver: str) -> None:
+    text = json.dumps(lambda_config(marker_dir, "escaped")).replace('"class_name"', '"\\u0063lass_name"')
+    assert json.loads(text)["class_name"] == "Sequential"
+    path = write(tmp_path / "m.h5", {"model_config": text}, libver)
+    with open(path, "rb") as fh:  # what the old byte scan saw: nothing
+        assert keras.find_json_configs(fh, path.stat().st_size, 1 << 20) == []
+    assert_lambda_found(aivet.scan(path))
+
+
+def _heap_kinds(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    kinds: Counter[int] = Counter()
+    real = hdf5._FractalHeap.get
+
+    def spy(self: hdf5._FractalHeap, heap_id: bytes) -> tuple[bytes, int]:
+        kinds[(heap_id[0] >> 4) & 3] += 1
+        return real(self, heap_id)
+
+    monkeypatch.setattr(hdf5._FractalHeap, "get", spy)
+    return kinds
+
+
+def _root_header(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        f = hdf5._File(fh, path.stat().st_size, hdf5.HDF5_LIMITS)
+        _, root = f.superblock()
+        return f.header(root)
+
+
+@pytest.mark.parametrize("kind,pad,heap_kind", [
+    ("vlen", 0, 0), ("vlen", 8000, 0),  # the message holds a global heap reference: a managed heap object
+    ("fixed", 0, 0), ("fixed", 8000, 1)])  # a fixed-length string over 4 KiB: a huge heap object
+def test_dense_attribute_storage(tmp_path: Path, marker_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                 kind: str, pad: int, heap_kind: int) -> None:
+    config = as_text(lambda_config(marker_dir, "dense", pad), kind)
+    path = write(tmp_path / "m.h5", {"model_config": config}, "latest", filler=30)
+    header = _root_header(path)
+    assert header.attribute_info is not None and header.attributes == []  # really dense: nothing compact
+    kinds = _heap_kinds(monkeypatch)
+    evidence = aivet.scan(path)
+    assert_lambda_found(evidence)
+    assert kinds[heap_kind] >= 1, kinds
+
+
+def test_track_order_uses_dense_storage_even_with_earliest(tmp_path: Path, marker_dir: Path) -> None:
+    path = write(tmp_path / "m.h5", {"model_config": json.dumps(lambda_config(marker_dir, "order"))},
+                 "earliest", filler=12, track_order=True)
+    assert _root_header(path).attribute_info is not None
+    assert_lambda_found(aivet.scan(path))
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+@pytest.mark.parametrize("where", ["model_weights/dense", "hidden/deeper/still", "model_weights/dense/dense/bias:0"])
+def test_config_on_another_object(tmp_path: Path, marker_dir: Path, libver: str, where: str) -> None:
+    path = write(tmp_path / "m.h5", {"cfg": json.dumps(lambda_config(marker_dir, "sub"))}, libver, where=where)
+    assert_lambda_found(aivet.scan(path), f"/{where}/@cfg")
+
+
+def test_many_groups_and_links_are_walked(tmp_path: Path, marker_dir: Path) -> None:
+    # Dense link storage (latest) and a multi-level symbol table B-tree (earliest) both reach the last group.
+    for libver in LIBVERS:
+        path = tmp_path / f"{libver}.h5"
+        with h5py.File(path, "w", libver=libver) as f:
+            group = f.create_group("layers")
+            for i in range(300):
+                group.create_group(f"g{i:04d}")
+            group["g0299"].attrs["cfg"] = json.dumps(lambda_config(marker_dir, "links"))
+        contents = read(path)
+        assert contents.objects == 302 and not contents.problems
+        assert_lambda_found(aivet.scan(path), "/layers/g0299/@cfg")
+
+
+def test_config_in_a_continuation_block(tmp_path: Path, marker_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.attrs["a"] = 1
+        f.create_dataset("x", data=np.zeros(3))
+    with h5py.File(path, "a") as f:  # the root header is full: libhdf5 adds a continuation block
+        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "cont"))
+    blocks: list[int] = []
+    real = hdf5._File._messages
+
+    def spy(self: hdf5._File, b: Any, version: int, order: bool) -> Any:
+        blocks.append(b.origin)
+        return real(self, b, version, order)
+
+    monkeypatch.setattr(hdf5._File, "_messages", spy)
+    assert_lambda_found(aivet.scan(path))
+    assert len(blocks) > 2  # root: first block and a continuation (then the datasets' headers)
+
+
+def test_training_config_and_other_json_attributes(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.h5", {
+        "model_config": json.dumps(k2_sequential([k2_dense("d", 2)])),
+        "training_config": json.dumps({"loss": {"class_name": "function", "module": "os", "config": "system"}}),
+        "notes": json.dumps({"x": [{"module": "subprocess", "class_name": "Popen", "config": {}}]}),
+        "names": [b"plain", b'{"class_name": "TFOpLambda", "config": {"function": "io.write_file"}}'],
+    })
+    evidence = aivet.scan(path)
+    assert {"KERAS-FUNCTION-REFERENCE", "KERAS-UNSAFE-MODULE", "KERAS-TF-OP-LAMBDA"} <= rules_of(evidence)
+    pointers = {f.location.pointer for f in evidence.findings}
+    assert "/@training_config/loss" in pointers and "/@names/1" in pointers
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_clean_keras_like_file_is_clean(tmp_path: Path, libver: str) -> None:
+    config = k2_sequential([k2_dense("dense", 2)])
+    path = write(tmp_path / "clean.h5", {"model_config": json.dumps(config),
+                                         "training_config": json.dumps({"loss": "mse"})}, libver, filler=20)
+    evidence = aivet.scan(path)
+    assert evidence.findings == ()
+    (artifact,) = evidence.artifacts
+    assert artifact.status.value == "analyzed" and artifact.format == "keras-hdf5"
+    assert "2 Keras config(s) read from attributes" in artifact.note
+
+
+def test_fixture_writer_file_reads_completely(tmp_path: Path) -> None:
+    contents = read(write_h5(tmp_path / "k.h5", k2_sequential([k2_dense("d", 2)]), {"loss": "mse"}))
+    names = {(a.path, a.name): a for a in contents.attributes}
+    assert names[("/", "keras_version")].value == b"2.12.0"
+    assert names[("/model_weights", "layer_names")].value == (b"dense",)
+    assert contents.problems == ()
+
+
+def test_numbers_are_decoded(tmp_path: Path) -> None:
+    path = write(tmp_path / "n.h5", {"i": np.int16(-3), "u": np.uint64(7), "f": np.float32(2.5),
+                                     "d": np.float64(-1.25), "be": np.array(5, dtype=">i4"),
+                                     "v": np.arange(3, dtype="int32")})
+    values = {a.name: a.value for a in read(path).attributes}
+    assert (values["i"], values["u"], values["f"], values["d"], values["be"]) == (-3, 7, 2.5, -1.25, 5)
+    assert values["v"] == (0, 1, 2)
+
+
+def test_model_config_that_is_not_a_string(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.h5", {"model_config": np.arange(4)})
+    evidence = aivet.scan(path)
+    assert "KERAS-CONFIG-UNREADABLE" in rules_of(evidence)
+    assert evidence.artifacts[0].status.value == "partial"
+
+
+def test_hard_link_cycle_is_walked_once(tmp_path: Path, marker_dir: Path) -> None:
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("a")
+        g["loop"] = f  # a hard link back to the root: legal HDF5, a cycle for a naive walker
+        g.attrs["cfg"] = json.dumps(lambda_config(marker_dir, "cycle"))
+    contents = read(path)
+    assert contents.objects == 2 and not contents.problems
+    assert_lambda_found(aivet.scan(path), "/a/@cfg")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-built files: structures h5py will not write
+# ---------------------------------------------------------------------------------------------
+
+UNDEF = b"\xff" * 8
+BLOCK = 512
+
+
+def u64(n: int) -> bytes:
+    return struct.pack("<Q", n)
+
+
+def msg(kind: int, data: bytes, flags: int = 0) -> bytes:
+    return struct.pack("<BHB", kind, len(data), flags) + data
+
+
+def ohdr(*messages: bytes) -> bytes:
+    body = b"".join(messages)
+    return b"OHDR" + bytes([2, 0x02]) + struct.pack("<I", len(body)) + body + b"\0" * 4
+
+
+def ochk(*messages: bytes) -> bytes:
+    return b"OCHK" + b"".join(messages) + b"\0" * 4
+
+
+def continuation(block: int, data: bytes) -> bytes:
+    return msg(0x10, u64(48 + block * BLOCK) + u64(len(data)))
+
+
+def string_attribute(name: str, value: bytes) -> bytes:
+    dt = bytes([0x13, 0, 0, 0]) + struct.pack("<I", len(value))
+    ds = bytes([2, 0, 0, 0])  # version 2, scalar
+    raw = name.encode() + b"\0"
+    return msg(0x0C, struct.pack("<BBHHHB", 3, 0, len(raw), len(dt), len(ds), 0) + raw + dt + ds + value)
+
+
+def hard_link(name: str, block: int) -> bytes:
+    return msg(0x06, bytes([1, 0, len(name)]) + name.encode() + u64(48 + block * BLOCK))
+
+
+def build(*blocks: bytes) -> bytes:
+    """Superblock v2, then ``blocks`` at 48 + i * BLOCK (padded to BLOCK); block 0 is the root object header."""
+    body = b"".join(b.ljust(BLOCK, b"\0") for b in blocks)
+    eof = 48 + len(body)
+    return b"\x89HDF\r\n\x1a\n" + bytes([2, 8, 8, 0]) + u64(0) + UNDEF + u64(eof) + u64(48) + b"\0" * 4 + body
+
+
+def analyze(data: bytes) -> tuple[Context, Any]:
+    ctx = Context(subject="s")
+    return ctx, keras.analyze_hdf5(Source.from_bytes(data, "m.h5"), ctx)
+
+
+CONFIG = json.dumps({"class_name": "Lambda", "config": {"function": ["b3Muc3lzdGVt", None, None]}}).encode()
+
+
+def test_built_file_with_attribute_in_a_continuation_block() -> None:
+    cont = ochk(string_attribute("model_config", CONFIG.replace(b'"class_name"', b'"\\u0063lass_name"')))
+    ctx, outcome = analyze(build(ohdr(continuation(1, cont)), cont))
+    assert [f.rule_id for f in ctx.findings] == ["KERAS-LAMBDA-LAYER"]
+    assert outcome.status.value == "analyzed" and outcome.format == "keras-hdf5"
+
+
+def test_continuation_cycle_is_a_finding_not_a_hang() -> None:
+    cont = ochk(continuation(1, ochk(continuation(1, b"\0" * 0))))  # points at itself
+    ctx, outcome = analyze(build(ohdr(continuation(1, cont)), cont))
+    assert "SCAN-PARSE-ERROR" in {f.rule_id for f in ctx.findings}
+    assert outcome.status.value == "partial" and "byte-scan fallback" in outcome.note
+
+
+def test_group_cycle_between_two_groups() -> None:
+    data = build(ohdr(hard_link("a", 1), string_attribute("x", b"1")), ohdr(hard_link("back", 0)))
+    contents = hdf5.read_attributes(io.BytesIO(data), len(data))
+    assert contents.objects == 2 and contents.problems == ()
+
+
+def test_group_btree_cycle_is_a_finding() -> None:
+    tree = b"TREE" + bytes([0, 1]) + struct.pack("<H", 1) + UNDEF + UNDEF + u64(0) + u64(48 + BLOCK) + u64(0)
+    heap = b"HEAP" + b"\0" * 4 + u64(8) + UNDEF + u64(48 + 2 * BLOCK + 64)
+    root = ohdr(msg(0x11, u64(48 + BLOCK) + u64(48 + 2 * BLOCK)), string_attribute("model_config", CONFIG))
+    ctx, outcome = analyze(build(root, tree, heap.ljust(64, b"\0") + b"\0" * 8))
+    assert {f.rule_id for f in ctx.findings} == {"SCAN-PARSE-ERROR", "KERAS-LAMBDA-LAYER"}
+    assert any("cycle" in f.message for f in ctx.findings) and outcome.status.value == "partial"
+
+
+def test_bad_child_is_a_problem_and_the_rest_is_read() -> None:
+    data = build(ohdr(hard_link("bad", 1), hard_link("good", 2)), b"JUNK" * 8,
+                 ohdr(string_attribute("model_config", CONFIG)))
+    ctx, outcome = analyze(data)
+    assert {f.rule_id for f in ctx.findings} == {"SCAN-PARSE-ERROR", "KERAS-LAMBDA-LAYER"}
+    assert outcome.status.value == "partial"
+    (parse,) = [f for f in ctx.findings if f.rule_id == "SCAN-PARSE-ERROR"]
+    assert parse.location.pointer == "/bad"
+    # the byte scan ran as a fallback but did not report the config a second time
+    assert len([f for f in ctx.findings if f.rule_id == "KERAS-LAMBDA-LAYER"]) == 1
+
+
+def test_shared_attribute_message_is_unsupported_not_clean() -> None:
+    shared = msg(0x0C, bytes([3, 2]) + u64(48 + BLOCK), flags=0x02)
+    ctx, outcome = analyze(build(ohdr(shared)))
+    assert [f.rule_id for f in ctx.findings] == ["SCAN-UNSUPPORTED"]
+    assert outcome.status.value == "partial"
+
+
+def test_over_limit_attribute_is_a_limit_finding() -> None:
+    data = build(ohdr(string_attribute("model_config", CONFIG)))
+    contents = hdf5.read_attributes(io.BytesIO(data), len(data), replace(hdf5.HDF5_LIMITS, max_attributes=0))
+    assert contents.problems[0].kind == hdf5.OVER_LIMIT and contents.problems[0].limit == "max_attributes"
+
+
+@pytest.mark.parametrize("cut", [9, 40, 60, 200, 600])
+def test_truncated_built_file(cut: int) -> None:
+    data = build(ohdr(string_attribute("model_config", CONFIG)), b"x" * 100)[:cut]
+    ctx, outcome = analyze(data)
+    assert ctx.findings and outcome.status.value == "partial"
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_truncated_h5py_files_give_findings(tmp_path: Path, libver: str) -> None:
+    path = write(tmp_path / "t.h5", {"model_config": json.dumps(k2_sequential([k2_dense("d", 2)]))}, libver)
+    data = path.read_bytes()
+    for cut in range(16, len(data), max(1, len(data) // 40)):
+        ctx, outcome = analyze(data[:cut])
+        assert ctx.findings, cut
+        assert outcome.status.value == "partial", cut
+
+
+def test_no_superblock_signature() -> None:
+    with pytest.raises(FormatError):
+        hdf5.read_attributes(io.BytesIO(b"\x89HDF\r\n\x1a\n"), 8)
+    with pytest.raises(FormatError):
+        analyze(b"not an hdf5 file at all")
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: mutated files never raise anything but FormatError/LimitExceeded, and work is bounded
+# ---------------------------------------------------------------------------------------------
+
+@functools.cache
+def h5_bases() -> tuple[bytes, ...]:
+    """Small h5py files: earliest/latest, with and without creation order (dense storage)."""
+    out = []
+    for libver in LIBVERS:
+        for track in (False, True):
+            buf = io.BytesIO()
+            with h5py.File(buf, "w", libver=libver, track_order=track) as f:
+                f.attrs["model_config"] = json.dumps(k2_sequential([k2_dense("d", 2)]))
+                f.attrs["fixed"] = np.bytes_(b'{"class_name": "Dense"}')
+                for i in range(10):
+                    f.attrs[f"a{i}"] = i
+                for i in range(10):
+                    f.create_group(f"g{i}").attrs["x"] = "y"
+            out.append(buf.getvalue())
+    return tuple(out)
+
+
+_STRUCTURES = re.compile(rb"OHDR|OCHK|TREE|SNOD|HEAP|GCOL|FRHP|FHDB|FHIB|BTHD|BTIN|BTLF|\x89HDF")
+SMALL = replace(hdf5.HDF5_LIMITS, max_read_bytes=2 * 1024 * 1024, max_messages=20_000)
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_files_only_raise_format_errors(data: st.DataObject) -> None:
+    base = bytearray(h5_bases()[data.draw(st.integers(0, len(h5_bases()) - 1))])
+    anchors = [m.start() for m in _STRUCTURES.finditer(base)]
+    for _ in range(data.draw(st.integers(1, 8))):
+        if data.draw(st.booleans()):  # near a structure's signature, where the fields that matter are
+            pos = min(len(base) - 8, max(8, data.draw(st.sampled_from(anchors)) + data.draw(st.integers(0, 64))))
+        else:
+            pos = data.draw(st.integers(8, len(base) - 8))  # the signature stays: the analyzer's own check
+        value = data.draw(st.sampled_from([b"\xff" * 8, b"\0", b"\x01", b"\x7f\xff\xff\xff", b"\x10\x00",
+                                           b"\x30\x00\x00\x00\x00\x00\x00\x00"]) | st.binary(min_size=1, max_size=8))
+        base[pos:pos + len(value)] = value
+    if data.draw(st.booleans()):
+        del base[data.draw(st.integers(8, len(base))):]
+    blob = bytes(base)
+    tally = Tally()
+    try:
+        hdf5.read_attributes(counting_source(blob, "m.h5", tally).open(), len(blob), SMALL)
+    except (FormatError, LimitExceeded):
+        pass
+    # A page cache reads each page once per cache; the budget bounds the rest.
+    assert tally.bytes_read <= SMALL.max_read_bytes + 64 * 1024
+    ctx = Context(subject="s")
+    outcome = keras.analyze_hdf5(Source.from_bytes(blob, "m.h5"), ctx)
+    if outcome.status.value == "analyzed":
+        assert not any(f.rule_id in ("SCAN-PARSE-ERROR", "SCAN-LIMIT-EXCEEDED") for f in ctx.findings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_after_a_signature(data: bytes) -> None:
+    for version in (0, 2):
+        blob = b"\x89HDF\r\n\x1a\n" + bytes([version]) + data
+        try:
+            hdf5.read_attributes(io.BytesIO(blob), len(blob), SMALL)
+        except (FormatError, LimitExceeded):
+            pass
+        ctx, _ = analyze(blob)
+
+
+def test_user_block_before_the_superblock(tmp_path: Path, marker_dir: Path) -> None:
+    # h5py/Keras open files with a user block; the superblock then sits at 512, 1024, ...
+    path = tmp_path / "ub.h5"
+    with h5py.File(path, "w", userblock_size=1024) as f:
+        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "userblock"))
+    data = path.read_bytes()
+    assert data[:8] != b"\x89HDF\r\n\x1a\n" and data[1024:1032] == b"\x89HDF\r\n\x1a\n"
+    ctx, outcome = analyze(data)
+    assert "KERAS-LAMBDA-LAYER" in {f.rule_id for f in ctx.findings} and outcome.status.value == "analyzed"
+
+
+@pytest.mark.parametrize("userblock", [512, 4096, 65536])
+def test_scan_finds_hdf5_behind_a_user_block(tmp_path: Path, marker_dir: Path, userblock: int) -> None:
+    # Whatever the first bytes are, libhdf5 finds the superblock at 512, 1024, 2048 ...: so must sniffing.
+    path = tmp_path / "weights.bin"
+    with h5py.File(path, "w", userblock_size=userblock) as f:
+        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "sniffed"))
+    with open(path, "r+b") as fh:
+        fh.write(os.urandom(64))  # arbitrary bytes in the user block: no format of its own
+    evidence = aivet.scan(path)
+    assert "KERAS-LAMBDA-LAYER" in rules_of(evidence)
+    assert "SCAN-UNKNOWN-FORMAT" not in rules_of(evidence) and "SCAN-POLYGLOT" not in rules_of(evidence)
+    assert evidence.artifacts[0].format == "keras-hdf5"
+
+
+def test_polyglot_pickle_and_hdf5_is_analysed_both_ways(tmp_path: Path, marker_dir: Path) -> None:
+    # A harmless pickle up front for scanners that read one format; a Keras Lambda for h5py behind it.
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w", userblock_size=1024) as f:
+        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "polyglot"))
+    face = pickle.dumps({"weights": [1.0, 2.0]}, protocol=2)
+    with open(path, "r+b") as fh:
+        fh.write(face)
+    evidence = aivet.scan(path)
+    found = rules_of(evidence)
+    assert {"SCAN-POLYGLOT", "KERAS-LAMBDA-LAYER"} <= found
+    (polyglot,) = [f for f in evidence.findings if f.rule_id == "SCAN-POLYGLOT"]
+    assert polyglot.details["format"] == "pickle" and polyglot.location.offset == 1024
+    (artifact,) = evidence.artifacts
+    assert artifact.format == "pickle" and "also HDF5" in artifact.note
+
+
+def test_no_polyglot_without_a_superblock(tmp_path: Path) -> None:
+    path = tmp_path / "data.pkl"
+    path.write_bytes(pickle.dumps(list(range(5000)), protocol=4))  # well past 512, 1024, 2048, 4096...
+    assert "SCAN-POLYGLOT" not in rules_of(aivet.scan(path))
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_many_links_to_one_object_are_read_once() -> None:
+    child = ohdr(*[msg(0, b"\0" * 60)] * 200)  # 12 KiB of NIL messages
+    links = [msg(0x06, bytes([1, 0, 5]) + f"l{i:04d}".encode() + u64(48 + 64 * BLOCK)) for i in range(1000)]
+    data = build(ohdr(*links).ljust(64 * BLOCK, b"\0"), child)
+    tally = Tally()
+    contents = hdf5.read_attributes(counting_source(data, "m.h5", tally).open(), len(data))
+    assert contents.objects == 2 and contents.problems == ()
+    assert tally.bytes_read <= 2 * len(data)
+
+
+def test_object_budget_is_a_limit_finding(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.h5", {"model_config": json.dumps(k2_sequential([k2_dense("d", 2)]))})
+    evidence = aivet.scan(path, limits=replace(DEFAULT_LIMITS, max_hdf5_objects=2))
+    (limit,) = [f for f in evidence.findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"]
+    assert limit.details["limit"] == "max_hdf5_objects"
+    assert evidence.artifacts[0].status.value == "partial"
+
+
+def test_claimed_huge_header_block_is_not_read() -> None:
+    root = b"OHDR" + bytes([2, 0x03]) + u64(1 << 40)  # chunk 0 of a TiB
+    ctx, outcome = analyze(build(root))
+    assert "SCAN-LIMIT-EXCEEDED" in {f.rule_id for f in ctx.findings} and outcome.status.value == "partial"
+
+
+def test_many_broken_children_are_counted_not_listed() -> None:
+    data = build(ohdr(*[hard_link(f"b{i:03d}", 1 + i % 3) for i in range(60)]), b"JUNK" * 8, b"BAD!" * 8,
+                 b"\0" * 64)
+    ctx, outcome = analyze(data)
+    parse = [f for f in ctx.findings if f.rule_id == "SCAN-PARSE-ERROR"]
+    assert len(parse) == 3 and outcome.status.value == "partial"  # three distinct objects, each read once
+    data = build(ohdr(*[msg(0x0C, b"\x09" + b"\0" * 15) for _ in range(50)]))  # 50 bad attribute messages
+    ctx, _ = analyze(data)
+    parse = [f for f in ctx.findings if f.rule_id == "SCAN-PARSE-ERROR"]
+    assert len(parse) == 21 and parse[-1].details["more"] == 30
