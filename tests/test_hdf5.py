@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
-import pickle
 import re
 import struct
 from collections import Counter
@@ -471,43 +469,6 @@ def test_user_block_before_the_superblock(tmp_path: Path, marker_dir: Path) -> N
     assert data[:8] != b"\x89HDF\r\n\x1a\n" and data[1024:1032] == b"\x89HDF\r\n\x1a\n"
     ctx, outcome = analyze(data)
     assert "KERAS-LAMBDA-LAYER" in {f.rule_id for f in ctx.findings} and outcome.status.value == "analyzed"
-
-
-@pytest.mark.parametrize("userblock", [512, 4096, 65536])
-def test_scan_finds_hdf5_behind_a_user_block(tmp_path: Path, marker_dir: Path, userblock: int) -> None:
-    # Whatever the first bytes are, libhdf5 finds the superblock at 512, 1024, 2048 ...: so must sniffing.
-    path = tmp_path / "weights.bin"
-    with h5py.File(path, "w", userblock_size=userblock) as f:
-        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "sniffed"))
-    with open(path, "r+b") as fh:
-        fh.write(os.urandom(64))  # arbitrary bytes in the user block: no format of its own
-    evidence = aivet.scan(path)
-    assert "KERAS-LAMBDA-LAYER" in rules_of(evidence)
-    assert "SCAN-UNKNOWN-FORMAT" not in rules_of(evidence) and "SCAN-POLYGLOT" not in rules_of(evidence)
-    assert evidence.artifacts[0].format == "keras-hdf5"
-
-
-def test_polyglot_pickle_and_hdf5_is_analysed_both_ways(tmp_path: Path, marker_dir: Path) -> None:
-    # A harmless pickle up front for scanners that read one format; a Keras Lambda for h5py behind it.
-    path = tmp_path / "model.h5"
-    with h5py.File(path, "w", userblock_size=1024) as f:
-        f.attrs["model_config"] = json.dumps(lambda_config(marker_dir, "polyglot"))
-    face = pickle.dumps({"weights": [1.0, 2.0]}, protocol=2)
-    with open(path, "r+b") as fh:
-        fh.write(face)
-    evidence = aivet.scan(path)
-    found = rules_of(evidence)
-    assert {"SCAN-POLYGLOT", "KERAS-LAMBDA-LAYER"} <= found
-    (polyglot,) = [f for f in evidence.findings if f.rule_id == "SCAN-POLYGLOT"]
-    assert polyglot.details["format"] == "pickle" and polyglot.location.offset == 1024
-    (artifact,) = evidence.artifacts
-    assert artifact.format == "pickle" and "also HDF5" in artifact.note
-
-
-def test_no_polyglot_without_a_superblock(tmp_path: Path) -> None:
-    path = tmp_path / "data.pkl"
-    path.write_bytes(pickle.dumps(list(range(5000)), protocol=4))  # well past 512, 1024, 2048, 4096...
-    assert "SCAN-POLYGLOT" not in rules_of(aivet.scan(path))
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)

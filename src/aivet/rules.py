@@ -130,8 +130,9 @@ NAME_MISMATCH = Rule(
 POLYGLOT = Rule(
     "SCAN-POLYGLOT",
     "File is valid as two formats at once",
-    "The file is one format from its first byte and also an HDF5 container whose superblock sits "
-    "after a user block (at 512, 1024, 2048... bytes, where libhdf5 and h5py look for it). Which "
+    "The file is one format from its first byte and also a container found elsewhere: an HDF5 file "
+    "whose superblock sits after a user block (libhdf5 and h5py look at 512, 1024, 2048... bytes), "
+    "or a zip found from its end record (Python's zipfile, and so Keras, accept any prefix). Which "
     "face a loader sees depends on the API it is opened with, so a scanner that reads only the "
     "first one can be shown a harmless file. Both faces are analysed; the file itself is suspect.",
     Severity.MEDIUM,

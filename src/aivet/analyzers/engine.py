@@ -80,30 +80,37 @@ def _analyzer(fmt: Format) -> Analyzer:
 
 
 def analyze_source(source: Source, ctx: Context, *, hint: str | None = None) -> ArtifactStatus:
-    """Sniff ``source``, run its analyzer and record the artifact. Bad input becomes findings."""
+    """Sniff ``source``, run its analyzer and record the artifact. Bad input becomes findings.
+
+    A file is sniffed by its first bytes, but two kinds of container are found elsewhere by the
+    libraries that open them: HDF5 after a user block (libhdf5 looks at 512, 1024, 2048 ...) and
+    zip from its end (Python's zipfile, which Keras uses, allows any prefix). A file whose first
+    bytes match nothing is analysed as the container found further in; a file that is one format
+    from its first byte *and* such a container is a polyglot, analysed both ways.
+    """
     fmt = Format.UNKNOWN
-    hdf5_at: int | None = None
     try:
         with source.open() as fh:
             head = fh.read(HEAD_BYTES)
-            hdf5_at = hdf5_after_user_block(fh, head, source.size)
-        fmt = sniff(head, hint or source.name, source.size)
+            fmt = sniff(head, hint or source.name, source.size)
+            inner = _inner_containers(fh, head, source.size, fmt)
     except Exception as exc:  # noqa: BLE001 - an unreadable file (or member) is a finding, never a traceback
         why = exc.strerror or str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
         ctx.add(rules.PARSE_ERROR.finding(ctx.location(source), f"cannot read: {why}", format=fmt.value))
         ctx.record(source, fmt.value, ArtifactStatus.ERROR, why)
         return ArtifactStatus.ERROR
-    if hdf5_at is not None and fmt in (Format.UNKNOWN, Format.BENIGN_BINARY):
-        fmt = Format.HDF5  # an HDF5 file with a user block: libhdf5 and h5py open it as such
+    if inner and fmt in (Format.UNKNOWN, Format.BENIGN_BINARY):
+        fmt, _ = inner.pop(0)  # e.g. an HDF5 file with a user block: that is what a loader opens
     outcome = _run(fmt, source, ctx)
-    if hdf5_at is not None and fmt is not Format.HDF5:
+    for face, offset in inner:
         ctx.add(rules.POLYGLOT.finding(
-            ctx.location(source, offset=hdf5_at),
-            f"{fmt.value} from its first byte, and an HDF5 file whose superblock is at offset {hdf5_at}",
-            format=fmt.value, also="hdf5", offset=hdf5_at))
-        second = _run(Format.HDF5, source, ctx)
+            ctx.location(source, offset=offset),
+            f"{fmt.value} from its first byte, and a {face.value} container at offset {offset}",
+            format=fmt.value, also=face.value, offset=offset))
+        second = _run(face, source, ctx)
         worst = max(outcome.status, second.status, key=_STATUS_ORDER.index)
-        outcome = Outcome(outcome.format, worst, "; ".join(filter(None, (outcome.note, f"also HDF5: {second.note}"))))
+        outcome = Outcome(outcome.format, worst,
+                          "; ".join(filter(None, (outcome.note, f"also {face.value}: {second.note or second.format}"))))
     ctx.record(source, outcome.format, outcome.status, outcome.note)
     return outcome.status
 
@@ -111,6 +118,20 @@ def analyze_source(source: Source, ctx: Context, *, hint: str | None = None) -> 
 _STATUS_ORDER = (ArtifactStatus.SKIPPED, ArtifactStatus.ANALYZED, ArtifactStatus.PARTIAL, ArtifactStatus.UNSUPPORTED,
                  ArtifactStatus.ERROR)
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Formats nobody opens as a zip or HDF5 file: text is parsed by its own readers.
+_TEXT_FORMATS = frozenset({Format.TEXT, Format.JSON, Format.PYTHON, Format.JINJA, Format.EMPTY})
+
+
+def _inner_containers(fh: BinaryIO, head: bytes, size: int, fmt: Format) -> list[tuple[Format, int]]:
+    """Containers a loader would find in this file other than at its first byte: (format, offset)."""
+    if fmt in _TEXT_FORMATS:
+        return []
+    found: list[tuple[Format, int]] = []
+    if fmt is not Format.HDF5 and (at := hdf5_after_user_block(fh, head, size)) is not None:
+        found.append((Format.HDF5, at))
+    if fmt is not Format.ZIP and (at := zip_after_prefix(fh, size)) is not None:
+        found.append((Format.ZIP, at))
+    return found
 
 
 def hdf5_after_user_block(fh: BinaryIO, head: bytes, size: int) -> int | None:
@@ -127,6 +148,32 @@ def hdf5_after_user_block(fh: BinaryIO, head: bytes, size: int) -> int | None:
             return pos
         pos *= 2
     return None
+
+
+_EOCD = b"PK\x05\x06"
+_EOCD_SIZE = 22
+
+
+def zip_after_prefix(fh: BinaryIO, size: int) -> int | None:
+    """Where the central directory of a zip at the end of the file starts, if it holds one.
+
+    zipfile (and so Keras) finds an archive by its end record, whatever precedes it; it is a
+    zip when the end record's central directory really is where the record says (ends just
+    before it, starts with a central directory header)."""
+    if size < _EOCD_SIZE:
+        return None
+    tail_len = min(size, 65535 + _EOCD_SIZE)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or at + _EOCD_SIZE > len(tail):
+        return None
+    entries, cd_size = int.from_bytes(tail[at + 10:at + 12], "little"), int.from_bytes(tail[at + 12:at + 16], "little")
+    cd_start = size - tail_len + at - cd_size
+    if entries == 0 or cd_start < 0:
+        return None
+    fh.seek(cd_start)
+    return cd_start if fh.read(4) == b"PK\x01\x02" else None
 
 
 def _run(fmt: Format, source: Source, ctx: Context) -> Outcome:
