@@ -27,10 +27,10 @@ from aivet.analyzers import keras
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
 from aivet.evidence import Evidence, Severity
-from aivet.formats import FormatError, LimitExceeded, hdf5
+from aivet.formats import FormatError, LimitExceeded, hdf5, hdf5_storage
 from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures.keras_files import k2_dense, k2_lambda, k2_sequential, write_h5
-from tests.fixtures.work import HANG_TIMEOUT, Tally, counting_source
+from tests.fixtures.work import HANG_TIMEOUT, Tally, counting_source, memory_peak
 
 h5py = pytest.importorskip("h5py")
 np = pytest.importorskip("numpy")
@@ -120,13 +120,13 @@ def test_unicode_escaped_keys_are_decoded(tmp_path: Path, marker_dir: Path, libv
 
 def _heap_kinds(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
     kinds: Counter[int] = Counter()
-    real = hdf5._FractalHeap.get
+    real = hdf5_storage.FractalHeap.get
 
-    def spy(self: hdf5._FractalHeap, heap_id: bytes) -> tuple[bytes, int]:
+    def spy(self: hdf5_storage.FractalHeap, heap_id: bytes) -> tuple[bytes, int]:
         kinds[(heap_id[0] >> 4) & 3] += 1
         return real(self, heap_id)
 
-    monkeypatch.setattr(hdf5._FractalHeap, "get", spy)
+    monkeypatch.setattr(hdf5_storage.FractalHeap, "get", spy)
     return kinds
 
 
@@ -506,3 +506,120 @@ def test_many_broken_children_are_counted_not_listed() -> None:
     ctx, _ = analyze(data)
     parse = [f for f in ctx.findings if f.rule_id == "SCAN-PARSE-ERROR"]
     assert len(parse) == 21 and parse[-1].details["more"] == 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions: amplification through structures shared between objects or entries
+# ---------------------------------------------------------------------------------------------
+
+def at(block: int, offset: int = 0) -> bytes:
+    return u64(48 + block * BLOCK + offset)
+
+
+def symbol_table(tree: int, heap: int) -> bytes:
+    return msg(0x11, at(tree) + at(heap))
+
+
+def local_heap(block: int, names: bytes) -> bytes:
+    """A local heap whose data segment follows its 32-byte header in the same block."""
+    return b"HEAP" + b"\0" * 4 + u64(len(names)) + UNDEF + at(block, 32) + names
+
+
+def group_leaf(*nodes: int) -> bytes:
+    """A level-0 group B-tree node listing the symbol table nodes in ``nodes``."""
+    return (b"TREE" + bytes([0, 0]) + struct.pack("<H", len(nodes)) + UNDEF + UNDEF
+            + b"".join(u64(0) + at(n) for n in nodes) + u64(0))
+
+
+def symbol_node(*targets: bytes) -> bytes:
+    """A symbol table node whose entries all name the heap's first string and point at ``targets``."""
+    return b"SNOD" + bytes([1, 0]) + struct.pack("<H", len(targets)) + b"".join(
+        u64(0) + t + b"\0" * 24 for t in targets)
+
+
+def attribute(name: str, dt: bytes, ds: bytes, raw: bytes, flags: int = 0) -> bytes:
+    encoded = name.encode() + b"\0"
+    return msg(0x0C, struct.pack("<BBHHHB", 3, flags, len(encoded), len(dt), len(ds), 0) + encoded + dt + ds + raw)
+
+
+def read_bytes(data: bytes, **limits: int) -> hdf5.Hdf5Contents:
+    return hdf5.read_attributes(io.BytesIO(data), len(data), replace(hdf5.HDF5_LIMITS, **limits))
+
+
+def test_symbol_table_node_listed_many_times_is_read_once() -> None:
+    # Thirty B-tree entries name one node of ten links: it used to be read thirty times (300 links listed).
+    data = build(ohdr(symbol_table(1, 2)), group_leaf(*[4] * 30), local_heap(2, b"m\0"), ohdr(),
+                 symbol_node(*[at(3)] * 10))
+    contents = read_bytes(data, max_links=50)
+    assert contents.objects == 2 and contents.problems == ()
+
+
+def test_index_entries_are_bounded_over_all_objects() -> None:
+    # Eight groups share one symbol table: cached pages cost no read budget, so entries are counted.
+    children = b"".join(ohdr(symbol_table(5, 2)).ljust(64, b"\0") for _ in range(8))
+    data = build(ohdr(symbol_table(1, 2)), group_leaf(4), local_heap(2, b"m\0"), children,
+                 symbol_node(*[at(3, 64 * k) for k in range(8)]), group_leaf(6), symbol_node(*[UNDEF] * 12))
+    assert read_bytes(data).objects == 9 and read_bytes(data).problems == ()
+    contents = read_bytes(data, max_index_entries=60)
+    assert contents.objects < 9
+    (problem,) = contents.problems
+    assert problem.kind == hdf5.OVER_LIMIT and problem.limit == "max_index_entries"
+
+
+def test_empty_variable_length_strings_are_charged() -> None:
+    # An array of empty vlen strings cost nothing against max_total_value_bytes, yet each kept element is memory.
+    vlen_string = bytes([0x19, 0x01, 0, 0]) + struct.pack("<I", 16) + bytes([0x13, 0, 0, 0]) + struct.pack("<I", 1)
+    data = build(ohdr(attribute("names", vlen_string, bytes([2, 1, 0, 1]) + u64(3000), b"\0" * 16 * 3000)))
+    (attr,) = read_bytes(data).attributes
+    assert attr.type_class == "vlen-string" and attr.value == (b"",) * 3000
+    contents = read_bytes(data, max_total_value_bytes=3000 * 16 - 1)
+    (problem,) = contents.problems
+    assert problem.limit == "max_total_value_bytes" and contents.attributes == ()
+
+
+def test_one_long_name_shared_by_many_links_is_charged() -> None:
+    # Twelve entries share one 20 000-byte name: each copy (and each path built on it) is kept in memory.
+    data = build(ohdr(symbol_table(1, 4)), group_leaf(3), ohdr(), symbol_node(*[at(2)] * 12),
+                 local_heap(4, b"n" * 20_000 + b"\0"))
+    assert read_bytes(data).objects == 2 and read_bytes(data).problems == ()
+    (problem,) = read_bytes(data, max_name_bytes=100_000).problems
+    assert problem.kind == hdf5.OVER_LIMIT and problem.limit == "max_name_bytes"
+
+
+def test_named_datatypes_sharing_one_long_message_are_kept_small() -> None:
+    # A hundred committed datatypes whose headers all continue into one 60 KB datatype message: the reader
+    # used to keep the message once per datatype (6 MB here, gigabytes from a few megabytes of file).
+    named, per_block = 96, 8
+    header_blocks = named // per_block  # blocks 1 .. header_blocks, headers 64 bytes apart
+    attrs = ochk(*[attribute(f"a{i:03d}", bytes([3, 2]) + at(1 + i // per_block, 64 * (i % per_block)),
+                             bytes([2, 0, 0, 0]), b"x", flags=0x01)  # the datatype is shared (committed)
+                   for i in range(named)])
+    string_type = bytes([0x13, 0, 0, 0]) + struct.pack("<I", 1)
+    shared = ochk(msg(0x03, string_type.ljust(60_000, b"\0")))
+    shared_at = 48 + (1 + header_blocks) * BLOCK + len(attrs)  # right after the (long) attribute block
+    link = msg(0x10, u64(shared_at) + u64(len(shared)))
+    headers = [ohdr(link).ljust(64, b"\0") * per_block] * header_blocks
+    root = ohdr(msg(0x10, at(1 + header_blocks) + u64(len(attrs))))
+    data = build(root, *headers, attrs, shared)
+    contents, peak = memory_peak(lambda: read_bytes(data))
+    assert contents.problems == () and len(contents.attributes) == named
+    assert {a.value for a in contents.attributes} == {b"x"}
+    assert peak < 3 * 1024 * 1024, peak
+
+
+def test_global_heap_collections_parsed_again_are_charged() -> None:
+    # Elements alternating between two collections that the collection cache cannot hold together: each
+    # lookup parsed a collection again, charged to nothing (a cached page costs no read budget).
+    def collection() -> bytes:
+        obj = struct.pack("<HH4x", 1, 1) + u64(1) + b"a".ljust(8, b"\0")
+        return b"GCOL" + bytes([1, 0, 0, 0]) + u64(16 + len(obj)) + obj
+
+    vlen_string = bytes([0x19, 0x01, 0, 0]) + struct.pack("<I", 16) + bytes([0x13, 0, 0, 0]) + struct.pack("<I", 1)
+    elements = b"".join(struct.pack("<I", 1) + at(1 + i % 2) + struct.pack("<I", 1) for i in range(1000))
+    names = ochk(attribute("names", vlen_string, bytes([2, 1, 0, 1]) + u64(1000), elements))
+    data = build(ohdr(continuation(3, names)), collection(), collection(), names)
+    (attr,) = read_bytes(data, max_heap_bytes=60).attributes  # one collection (40 bytes) at a time
+    assert attr.value == (b"a",) * 1000
+    (problem,) = read_bytes(data, max_heap_bytes=60, max_index_entries=500).problems
+    assert problem.kind == hdf5.OVER_LIMIT and problem.limit == "max_index_entries"
+    assert read_bytes(data, max_index_entries=500).problems == ()  # both cached: each parsed once
