@@ -4,7 +4,7 @@ Builds three inputs under bench/.data (not committed) and times every tool as a 
 process in the same run (wall time and peak RSS from wait4), so start-up counts:
 
   1. ~2 GB PyTorch zip checkpoints (torch.save of a state_dict): a dense, Llama-shaped one with
-     291 tensors, and a mixture-of-experts one with 4,800 tensors (thousands of storages, as in
+     291 tensors, and a mixture-of-experts one with 4,779 tensors (thousands of storages, as in
      MoE models and in checkpoints that carry optimizer state)
   2. a ~15 MB pickle of many small objects
   3. a ~10 GB directory of safetensors shards (sparse files: only headers are real)
@@ -25,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
@@ -34,45 +36,50 @@ BIN = Path(sys.executable).parent
 SCRATCH = tempfile.mkdtemp(prefix="aivet-bench-")
 
 
-def build_checkpoint(path: Path) -> None:
-    """A Llama-shaped state_dict (32 layers, hidden 1024, 291 tensors, ~2.2 GB of float32)."""
-    import torch  # only to make the input
-
-    hidden, ffn, layers = 1024, 4096, 32
-    state = {"model.embed_tokens.weight": torch.zeros(32000, hidden)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            state[p + f"self_attn.{name}.weight"] = torch.zeros(hidden, hidden)
-        state[p + "mlp.gate_proj.weight"] = torch.zeros(ffn, hidden)
-        state[p + "mlp.up_proj.weight"] = torch.zeros(ffn, hidden)
-        state[p + "mlp.down_proj.weight"] = torch.zeros(hidden, ffn)
-        state[p + "input_layernorm.weight"] = torch.ones(hidden)
-        state[p + "post_attention_layernorm.weight"] = torch.ones(hidden)
-    state["model.norm.weight"] = torch.ones(hidden)
-    torch.save(state, path)
-
-
-def build_moe_checkpoint(path: Path) -> None:
-    """A Mixtral-shaped state_dict (24 layers of 64 experts, hidden 512, 4,801 tensors, ~2.0 GB)."""
-    import torch  # only to make the input
-
-    hidden, expert_ffn, layers, experts, vocab = 512, 192, 24, 64, 32000
+def _decoder(torch: Any, layers: int, hidden: int, mlp: Callable[[str], dict[str, Any]], vocab: int = 32000) -> dict[str, Any]:
+    """A Llama-style state_dict: embeddings, attention and norms per layer, ``mlp(prefix)`` for the rest."""
     state = {"model.embed_tokens.weight": torch.zeros(vocab, hidden)}
     for i in range(layers):
         p = f"model.layers.{i}."
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             state[p + f"self_attn.{name}.weight"] = torch.zeros(hidden, hidden)
-        state[p + "block_sparse_moe.gate.weight"] = torch.zeros(experts, hidden)
-        for e in range(experts):
-            q = p + f"block_sparse_moe.experts.{e}."
-            state[q + "w1.weight"] = torch.zeros(expert_ffn, hidden)
-            state[q + "w2.weight"] = torch.zeros(hidden, expert_ffn)
-            state[q + "w3.weight"] = torch.zeros(expert_ffn, hidden)
+        state.update(mlp(p))
         state[p + "input_layernorm.weight"] = torch.ones(hidden)
         state[p + "post_attention_layernorm.weight"] = torch.ones(hidden)
     state["model.norm.weight"] = torch.ones(hidden)
-    state["lm_head.weight"] = torch.zeros(vocab, hidden)
+    return state
+
+
+def build_checkpoint(path: Path) -> None:
+    """A Llama-shaped state_dict (32 layers, hidden 1024, 290 tensors, ~2.2 GB of float32)."""
+    import torch  # only to make the input
+
+    hidden, ffn = 1024, 4096
+
+    def mlp(p: str) -> dict[str, Any]:
+        return {p + "mlp.gate_proj.weight": torch.zeros(ffn, hidden), p + "mlp.up_proj.weight": torch.zeros(ffn, hidden),
+                p + "mlp.down_proj.weight": torch.zeros(hidden, ffn)}
+
+    torch.save(_decoder(torch, 32, hidden, mlp), path)
+
+
+def build_moe_checkpoint(path: Path) -> None:
+    """A Mixtral-shaped state_dict (24 layers of 64 experts, hidden 512, 4,779 tensors, ~2.0 GB)."""
+    import torch  # only to make the input
+
+    hidden, expert_ffn, experts = 512, 192, 64
+
+    def mlp(p: str) -> dict[str, Any]:
+        out = {p + "block_sparse_moe.gate.weight": torch.zeros(experts, hidden)}
+        for e in range(experts):
+            q = p + f"block_sparse_moe.experts.{e}."
+            out[q + "w1.weight"] = torch.zeros(expert_ffn, hidden)
+            out[q + "w2.weight"] = torch.zeros(hidden, expert_ffn)
+            out[q + "w3.weight"] = torch.zeros(expert_ffn, hidden)
+        return out
+
+    state = _decoder(torch, 24, hidden, mlp)
+    state["lm_head.weight"] = torch.zeros(32000, hidden)
     torch.save(state, path)
 
 

@@ -53,13 +53,18 @@ def hub_cache(tmp_path: Path) -> Path:
     return cache
 
 
-@pytest.fixture
-def offline_hub(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
-    monkeypatch.setenv("HF_HOME", str(hub_cache.parent / "hf-home"))
+def go_offline(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point huggingface_hub at ``cache`` and forbid the network."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HOME", str(cache.parent / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    return hub_cache
+    return cache
+
+
+@pytest.fixture
+def offline_hub(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return go_offline(hub_cache, monkeypatch)
 
 
 def test_plain_directory_and_file(tmp_path: Path) -> None:
@@ -221,11 +226,7 @@ def typed_cache(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def offline_typed(typed_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_HUB_CACHE", str(typed_cache))
-    monkeypatch.setenv("HF_HOME", str(typed_cache.parent / "hf-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    return typed_cache
+    return go_offline(typed_cache, monkeypatch)
 
 
 def test_whole_cache_reports_datasets_and_spaces_with_their_type(typed_cache: Path) -> None:
