@@ -1,10 +1,10 @@
 """Scanner benchmark: aivet against picklescan, modelscan, fickling and ModelAudit.
 
-Builds three inputs under bench/.data (not committed) and times every tool as a whole
+Builds four inputs under bench/.data (not committed) and times every tool as a whole
 process in the same run (wall time and peak RSS from wait4), so start-up counts:
 
   1. ~2 GB PyTorch zip checkpoints (torch.save of a state_dict): a dense, Llama-shaped one with
-     291 tensors, and a mixture-of-experts one with 4,779 tensors (thousands of storages, as in
+     290 tensors, and a mixture-of-experts one with 4,779 tensors (thousands of storages, as in
      MoE models and in checkpoints that carry optimizer state)
   2. a ~15 MB pickle of many small objects
   3. a ~10 GB directory of safetensors shards (sparse files: only headers are real)
