@@ -35,6 +35,7 @@ class Limits:
     max_string_bytes: int = 16 * MiB  # one metadata string (a chat template, a JSON config)
     max_metadata_depth: int = 16  # nested GGUF arrays (llama.cpp itself reads none)
     max_template_bytes: int = 512 * KiB  # a chat template parsed (real ones are < 50 KiB; parsing is slow)
+    max_template_steps: int = 3_000_000  # chat-template analysis steps (~0.5 us each); benign 512 KiB use < 1.5 M
     max_text_file_bytes: int = 8 * MiB  # Python, JSON, Jinja files read whole
     max_protobuf_bytes: int = 512 * MiB  # ONNX / SavedModel graphs parsed (weights are skipped)
     max_protobuf_depth: int = 64

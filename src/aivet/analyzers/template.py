@@ -12,6 +12,11 @@ or a branch that changes behaviour when a trigger word appears.
 ``jinja2.Environment.parse`` only lexes and parses; nothing here compiles or
 renders the untrusted text. Names that payloads assemble from pieces are rebuilt
 by :mod:`aivet.analyzers.template_fold`.
+
+Analysis is bounded twice over: a deterministic work budget (:attr:`~aivet.limits.Limits.max_template_steps`) and
+the file's deadline (``Limits.max_seconds_per_file``). When either runs out, the findings
+made so far stay, the whole text still goes through the regular-expression checks, and a
+``SCAN-LIMIT-EXCEEDED`` finding marks the template as only partly analysed (fail closed).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
 import jinja2
@@ -29,7 +35,7 @@ from aivet import rules as engine_rules
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
-from aivet.analyzers.template_fold import TemplateResolver
+from aivet.analyzers.template_fold import TemplateResolver, WorkBudget
 from aivet.evidence import ArtifactStatus, Location, Severity
 from aivet.formats import FormatError, LimitExceeded
 from aivet.rules import ATLAS_EVADE, ATLAS_PROMPT_INJECTION, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
@@ -138,6 +144,18 @@ RULES = (SANDBOX_ESCAPE, SSTI_GADGET, DANGEROUS_NAME, DUNDER_STRING, INCLUDE, UN
 LARGE_TEMPLATE_CHARS = 100_000  # the largest real tool-calling templates are ~30 KB
 MAX_FINDINGS_PER_RULE = 20
 EXCERPT = 200
+# The work budget per template is Limits.max_template_steps, in steps of about half a microsecond
+# (see template_fold.WorkBudget). Real templates need under 30,000; benign-shaped templates at
+# max_template_bytes (512 KiB of text, tags or tool schemas) need under 1.5 million. Hostile ones
+# stop at the default 3 million, after ~2 s.
+# The regular-expression pass over text that was not (fully) analysed as a tree: its own
+# allowance, so that it still runs after the tree walk spent the budget or the deadline.
+MAX_RAW_TEXT_STEPS = 4_000_000
+RAW_CHUNK = 64 * 1024  # raw text is scanned in pieces, charged as it goes
+RAW_OVERLAP = 512  # longer than any match of the text patterns, so none is cut in two
+# Steps per character scanned, from measurements of the patterns below on hostile text.
+_INSTRUCTION_STEPS_PER_CHAR = 2  # nine patterns with bounded gaps: up to ~1.4 us per character
+_DANGEROUS_CHARS_PER_STEP = 2  # dunder, code and include patterns: ~0.2 us per character
 
 # Attribute names that no chat template needs and every sandbox escape uses.
 SENSITIVE_ATTRS = frozenset({
@@ -172,11 +190,16 @@ _DUNDER_TEXT = re.compile(
 _CODE_TEXT = re.compile(
     r"\bos\.(system|popen|exec\w*|spawn\w*)\b|\bsubprocess\.\w+|__import__|\bimportlib\b|"
     r"\beval\s*\(|\bexec\s*\(|\bimport\s+os\b")
+_PRIVATE_FIELD = re.compile(r"\{[^{}]*(\.|\[)_")  # '{0.__class__}'.format(x)
+_LETTERS = re.compile(r"[^\W\d_].*?[^\W\d_]", re.S)  # two letters, anywhere
+_INCLUDE_TAG = re.compile(r"\{%-?\s*(include|import|extends|from)\b")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>]{3,}", re.I)
 # Phrases that clean templates never contain: overriding instructions, secrecy, exfiltration, promotion.
+# Two-gap patterns commit to the nearest middle word ((?>...)) and allow a wider second gap:
+# trying every middle word made "must add must add ..." cost 8 us per character.
 _INSTRUCTION_PATTERNS = tuple(re.compile(p, re.I | re.S) for p in (
-    r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(previous|prior|above|earlier|all|any|other|"
-    r"user'?s?|system|safety|original)\b.{0,40}\b(instructions?|rules|guidelines|prompts?|polic(y|ies)|"
+    r"\b(ignore|disregard|forget|override|bypass)\b(?>.{0,40}?\b(previous|prior|above|earlier|all|any|other|"
+    r"user'?s?|system|safety|original)\b).{0,90}?\b(instructions?|rules|guidelines|prompts?|polic(y|ies)|"
     r"restrictions|filters)\b",
     r"\b(do not|don't|never)\s+(tell|reveal|inform|mention|disclose|let)\b.{0,30}\b(user|anyone|them|"
     r"human)\b",
@@ -186,8 +209,8 @@ _INSTRUCTION_PATTERNS = tuple(re.compile(p, re.I | re.S) for p in (
     r"encode|output|reveal|collect)\b",
     r"\b(send|include|append|encode|output|reveal|collect)\b.{0,60}\b(passwords?|api[ _-]?keys?|"
     r"credentials?|credit card)\b",
-    r"\b(always|must)\b.{0,40}\b(include|insert|add|append|recommend|mention|link to|promote)\b.{0,60}"
-    r"(https?://|\blinks?\b|\burls?\b|\bwebsite\b)",
+    r"\b(always|must)\b(?>.{0,40}?\b(include|insert|add|append|recommend|mention|link to|promote)\b)"
+    r".{0,100}?(https?://|\blinks?\b|\burls?\b|\bwebsite\b)",
     r"\b(developer|jailbreak|unrestricted|god|dan)\s+mode\b",
     r"\bwithout\s+(any\s+)?(restrictions|filters|safety|censorship)\b",
     r"\b(you have no|there are no)\s+(restrictions|rules|limits|guidelines)\b",
@@ -217,11 +240,12 @@ class _Sink:
     ctx: Context
     lines_in_location: bool
     counts: dict[str, int]
-    seen: set[tuple[str, str]]
+    seen: set[int]
 
     def add(self, rule: Rule, message: str, lineno: int | None, *, key: str = "",
             severity: Severity | None = None, **details: Any) -> None:
-        dedupe = (rule.id, key or message)
+        # Keys can hold 4 KB resolved strings; 10^5 of them were kept whole before.
+        dedupe = hash((rule.id, key or message))
         if dedupe in self.seen:
             return
         self.seen.add(dedupe)
@@ -237,13 +261,15 @@ class _Sink:
         self.ctx.add(rule.finding(location, message, severity=severity, **details))
 
 
-def analyze_template(text: str, location: Location, ctx: Context) -> None:
+def analyze_template(text: str, location: Location, ctx: Context) -> ArtifactStatus:
     """Check one chat template string; findings go to ``ctx`` at ``location``.
 
     Called for ``chat_template`` values in configs and GGUF metadata. Never
-    raises for hostile input: an unparseable or oversized template is a finding.
+    raises for hostile input: an unparseable, oversized or too costly template is a
+    finding. Returns ANALYZED, PARTIAL (a limit stopped the analysis) or ERROR
+    (unparseable), for the caller's own artifact status.
     """
-    _analyze(text, location, ctx, lines_in_location=False)
+    return _analyze(text, location, ctx, lines_in_location=False)
 
 
 def analyze_file(source: Source, ctx: Context) -> Outcome:
@@ -263,35 +289,53 @@ def analyze_file(source: Source, ctx: Context) -> Outcome:
 
 def _analyze(text: str, location: Location, ctx: Context, *, lines_in_location: bool) -> ArtifactStatus:
     sink = _Sink(location, ctx, lines_in_location, {}, set())
+    budget = WorkBudget(ctx.limits.max_template_steps, ctx.deadline())
     if len(text) > LARGE_TEMPLATE_CHARS:
         sink.add(LARGE, f"chat template is {len(text)} characters long", None, length=len(text))
     if len(text) > ctx.limits.max_template_bytes:
-        # Jinja parses ~100 KB a second: past the limit only the linear text checks run.
+        # Jinja parses ~200 KB a second: past the limit only the linear text checks run.
         ctx.add(engine_rules.LIMIT_EXCEEDED.finding(
             location, f"chat template of {len(text)} characters not parsed", limit="max_template_bytes"))
         _raw_text_checks(text, sink, "oversized")
         _close(sink)
         return ArtifactStatus.PARTIAL
+    status = ArtifactStatus.ANALYZED
     try:
         tree = _ENV.parse(text)
     except RecursionError:
         sink.add(UNPARSEABLE, "template nests too deeply to parse", None)
-        _raw_text_checks(text, sink, "unparseable")
-        return ArtifactStatus.ERROR
+        status = ArtifactStatus.ERROR
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile text is a finding
         line = getattr(exc, "lineno", None)
         sink.add(UNPARSEABLE, f"template does not parse: {type(exc).__name__}: {str(exc)[:EXCERPT]}",
                  line if isinstance(line, int) else None)
+        status = ArtifactStatus.ERROR
+    if status is ArtifactStatus.ERROR:
         _raw_text_checks(text, sink, "unparseable")
-        return ArtifactStatus.ERROR
+        _close(sink)
+        return status
+    checker: _TreeCheck | None = None
     try:
-        _TreeCheck(tree, sink).run()
+        budget.check_deadline()  # parsing a large template can itself take seconds
+        checker = _TreeCheck(tree, sink, budget)
+        checker.run()
     except RecursionError:
         ctx.add(engine_rules.LIMIT_EXCEEDED.finding(location, "chat template nests too deeply to analyse",
                                                     limit="python"))
-        return ArtifactStatus.PARTIAL
+        status = ArtifactStatus.PARTIAL
+    except LimitExceeded as exc:
+        # Fail closed: what was found stays, and a payload the walk did not reach is still
+        # looked for in the text (obfuscated ones are not; the finding says so).
+        line = checker.line if checker is not None else None
+        where = f" at template line {line}" if line is not None else ""
+        ctx.add(engine_rules.LIMIT_EXCEEDED.finding(
+            location, f"chat template only partly analysed: {exc}{where} (limit: {exc.limit}); the rest was "
+            "only searched as text", limit=exc.limit, steps=budget.used, template_line=line))
+        status = ArtifactStatus.PARTIAL
+    if status is ArtifactStatus.PARTIAL:
+        _raw_text_checks(text, sink, "partly analysed")
     _close(sink)
-    return ArtifactStatus.ANALYZED
+    return status
 
 
 def _close(sink: _Sink) -> None:
@@ -303,17 +347,45 @@ def _close(sink: _Sink) -> None:
 
 
 def _raw_text_checks(text: str, sink: _Sink, why: str) -> None:
-    """What can still be said about a template that was not parsed (``why``: unparseable, oversized)."""
-    for m in _DUNDER_TEXT.finditer(text):
-        sink.add(DUNDER_STRING, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
-    for m in _CODE_TEXT.finditer(text):
-        sink.add(DANGEROUS_NAME, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
-    for m in re.finditer(r"\{%-?\s*(include|import|extends|from)\b", text):
-        sink.add(INCLUDE, f"{why} template uses {{% {m.group(1)} %}}", None, key=m.group(1))
-    _instruction_checks(text, None, sink)
+    """What can still be said about a template that was not (fully) walked as a tree.
+
+    ``why``: unparseable, oversized, partly analysed. Runs on its own budget, in chunks:
+    first the code-execution patterns over the whole text, then the instruction patterns.
+    """
+    budget = WorkBudget(MAX_RAW_TEXT_STEPS)
+    phase, scanned = "code", 0
+    try:
+        for start, chunk in _chunks(text):
+            budget.charge(1 + len(chunk) // _DANGEROUS_CHARS_PER_STEP)
+            for m in _DUNDER_TEXT.finditer(chunk):
+                sink.add(DUNDER_STRING, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
+            for m in _CODE_TEXT.finditer(chunk):
+                sink.add(DANGEROUS_NAME, f"{why} template mentions {m.group(0)!r}", None, key=m.group(0))
+            for m in _INCLUDE_TAG.finditer(chunk):
+                sink.add(INCLUDE, f"{why} template uses {{% {m.group(1)} %}}", None, key=m.group(1))
+            scanned = min(len(text), start + RAW_CHUNK)
+        phase, scanned = "instruction", 0
+        for start, chunk in _chunks(text):
+            _instruction_checks(chunk, None, sink, budget)
+            scanned = min(len(text), start + RAW_CHUNK)
+    except LimitExceeded as exc:
+        sink.ctx.add(engine_rules.LIMIT_EXCEEDED.finding(
+            sink.location, f"{phase} pattern checks of the {why} template stopped at character {scanned} of "
+            f"{len(text)}", limit=exc.limit, scanned=scanned, length=len(text), checks=phase))
 
 
-def _instruction_checks(text: str, lineno: int | None, sink: _Sink) -> None:
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """Overlapping pieces of ``text``: (start offset, piece)."""
+    start = 0
+    while True:
+        yield start, text[start:start + RAW_CHUNK + RAW_OVERLAP]
+        start += RAW_CHUNK
+        if start >= len(text):
+            return
+
+
+def _instruction_checks(text: str, lineno: int | None, sink: _Sink, budget: WorkBudget) -> None:
+    budget.charge(1 + len(text) * _INSTRUCTION_STEPS_PER_CHAR)
     for pattern in _INSTRUCTION_PATTERNS:
         m = pattern.search(text)
         if m:
@@ -337,17 +409,20 @@ def _is_dunder(name: str) -> bool:
 class _TreeCheck:
     """One pass over a parsed template: collects the tree, then checks every node."""
 
-    def __init__(self, tree: nodes.Template, sink: _Sink) -> None:
+    def __init__(self, tree: nodes.Template, sink: _Sink, budget: WorkBudget) -> None:
         self.sink = sink
+        self.budget = budget
         self.parents: dict[int, nodes.Node] = {}
         self.all: list[nodes.Node] = []
         stack: list[nodes.Node] = [tree]
         while stack:  # iterative: hostile nesting must not exhaust the Python stack here
             node = stack.pop()
+            budget.charge()
             self.all.append(node)
-            for child in node.iter_child_nodes():
+            children = list(node.iter_child_nodes())
+            for child in children:
                 self.parents[id(child)] = node
-                stack.append(child)
+            stack.extend(reversed(children))  # popped in document order: a budget stops at a line
         self.stored: set[str] = {"loop", "caller", "varargs", "kwargs"}
         self.assignments: dict[str, nodes.Node] = {}
         for node in self.all:
@@ -358,9 +433,11 @@ class _TreeCheck:
             if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
                 self.assignments.setdefault(node.target.name, node.node)
         self.content_names = self._content_names()
-        self.resolver = TemplateResolver(self.assignments)
+        self.resolver = TemplateResolver(self.assignments, budget)
+        self.line: int | None = None  # the template line being checked, for a budget that runs out
         self.escaped: set[str] = set()  # names already reported as sandbox escapes
         self.strings_seen: set[str] = set()
+        self.formats_seen: set[str] = set()
 
     # -- message-content taint, for trigger detection -------------------------------------------
     def _content_names(self) -> set[str]:
@@ -376,6 +453,7 @@ class _TreeCheck:
         names = self.content_names if names is None else names
         if node is None or depth > 30:
             return False
+        self.budget.charge()
         if isinstance(node, nodes.Name):
             return node.name in names
         if isinstance(node, nodes.Getattr):
@@ -396,8 +474,11 @@ class _TreeCheck:
 
     # -- the checks ------------------------------------------------------------------------------
     def run(self) -> None:
+        """Check every node; raises :class:`LimitExceeded` when the budget or the deadline is spent."""
         for node in self.all:
             line = getattr(node, "lineno", None)
+            self.line = line
+            self.budget.charge()
             if isinstance(node, nodes.Getattr):
                 self._check_attribute(node.attr, line, "attribute", direct=True)
             elif isinstance(node, nodes.Getitem):
@@ -416,15 +497,17 @@ class _TreeCheck:
                 self.sink.add(INCLUDE, sink_text, line, key=f"{tag}:{target}:{line}", tag=tag,
                               target=str(target)[:EXCERPT] if target is not None else None)
             elif isinstance(node, nodes.TemplateData):
-                _instruction_checks(node.data, line, self.sink)
+                _instruction_checks(node.data, line, self.sink, self.budget)
             elif isinstance(node, nodes.Const) and isinstance(node.value, str):
-                _instruction_checks(node.value, line, self.sink)
+                _instruction_checks(node.value, line, self.sink, self.budget)
             if isinstance(node, (nodes.If, nodes.CondExpr)) or (isinstance(node, nodes.For) and node.test):
                 self._check_trigger(node, line)
         # Second pass: strings that spell internals, unless already reported where they are used.
         for node in self.all:
             if isinstance(node, nodes.Expr):
-                self._check_string(node, getattr(node, "lineno", None))
+                self.line = getattr(node, "lineno", None)
+                self.budget.charge()
+                self._check_string(node, self.line)
 
     def _check_attribute(self, name: str, line: int | None, how: str, *, direct: bool) -> None:
         private = direct and name.startswith("_")
@@ -460,7 +543,11 @@ class _TreeCheck:
                 or isinstance(node, nodes.Filter) and node.name == "format":
             fmt = self.resolver.resolve(node.node.node if isinstance(node, nodes.Call) and isinstance(
                 node.node, nodes.Getattr) else node.node)
-            if isinstance(fmt, str) and re.search(r"\{[^{}]*(\.|\[)_", fmt):
+            if not isinstance(fmt, str) or fmt in self.formats_seen:
+                return  # one search per distinct format string, as for strings
+            self.formats_seen.add(fmt)
+            self.budget.charge(1 + len(fmt) // _DANGEROUS_CHARS_PER_STEP)
+            if _PRIVATE_FIELD.search(fmt):
                 self.sink.add(SANDBOX_ESCAPE, f"format string reaches for private attributes: {fmt[:EXCERPT]!r}",
                               line, key=f"fmt:{fmt}", text=fmt[:EXCERPT])
 
@@ -493,6 +580,7 @@ class _TreeCheck:
         parent = self.parents.get(id(node))
         if isinstance(parent, nodes.Expr) and isinstance(self.resolver.resolve(parent), str):
             return
+        self.budget.charge(1 + len(value) // _DANGEROUS_CHARS_PER_STEP)
         m = _DUNDER_TEXT.search(value)
         if m and value not in self.escaped:
             self.sink.add(DUNDER_STRING, f"string spells {m.group(0)!r}: {value[:EXCERPT]!r}", line,
@@ -504,9 +592,12 @@ class _TreeCheck:
 
     def _check_trigger(self, node: nodes.If | nodes.CondExpr | nodes.For, line: int | None) -> None:
         test = node.test
+        branch: str | None = None
         for phrase, how in self._triggers(test):
+            if branch is None:
+                branch = _branch_text(node, self.budget)
             self.sink.add(CONDITIONAL_TRIGGER, f"template branches when message content {how} {phrase!r}",
-                          line, key=f"{phrase}:{line}", trigger=phrase[:EXCERPT], branch=_branch_text(node))
+                          line, key=f"{phrase}:{line}", trigger=phrase[:EXCERPT], branch=branch)
 
     def _triggers(self, test: nodes.Node | None) -> Iterator[tuple[str, str]]:
         if test is None:
@@ -514,6 +605,7 @@ class _TreeCheck:
         stack: list[nodes.Node] = [test]
         while stack:
             node = stack.pop()
+            self.budget.charge()
             stack.extend(node.iter_child_nodes())
             if isinstance(node, nodes.Compare):
                 left = node.expr
@@ -541,25 +633,35 @@ class _TreeCheck:
 def _trigger_like(phrase: str) -> bool:
     """A word or phrase, not a control token such as ``<tool_call>``, ``[INST]`` or ``/no_think``."""
     text = phrase.strip()
-    if len(text) < 3 or sum(c.isalpha() for c in text) < 2:
+    if len(text) < 3 or not _LETTERS.search(text):  # a Python loop per character here took seconds
         return False
     if text[0] in "<[{|/" or text[-1] in ">]}|":
         return False
     return True
 
 
-def _branch_text(node: nodes.Node) -> str:
-    """The literal text a branch emits, for the finding's details."""
+_BRANCH_NODES = 64  # nodes looked at for a branch's text: nested triggers each walked the rest once
+
+
+def _branch_text(node: nodes.Node, budget: WorkBudget) -> str:
+    """The literal text a branch emits (its first nodes only), for the finding's details."""
     parts: list[str] = []
-    stack: list[nodes.Node] = list(reversed(getattr(node, "body", []) or []))
+    size = 0
+    stack: list[nodes.Node] = list(reversed((getattr(node, "body", None) or [])[:_BRANCH_NODES]))
     expr = getattr(node, "expr1", None)
     if expr is not None:
         stack.append(expr)
-    while stack and sum(len(p) for p in parts) < EXCERPT:
+    for _ in range(_BRANCH_NODES):
+        if not stack or size >= EXCERPT:
+            break
+        budget.charge()
         child = stack.pop()
         if isinstance(child, nodes.TemplateData):
-            parts.append(child.data)
+            parts.append(child.data[:EXCERPT])
         elif isinstance(child, nodes.Const) and isinstance(child.value, str):
-            parts.append(child.value)
-        stack.extend(reversed(list(child.iter_child_nodes())))
+            parts.append(child.value[:EXCERPT])
+        else:
+            stack.extend(reversed(list(islice(child.iter_child_nodes(), _BRANCH_NODES))))
+            continue
+        size += len(parts[-1])
     return " ".join(" ".join(parts).split())[:EXCERPT]
