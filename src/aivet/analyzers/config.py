@@ -16,15 +16,17 @@ import importlib
 import json
 import posixpath
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
-from aivet.analyzers.secrets import read_text, scan_text
+from aivet.analyzers.secrets import read_text, scan_text_bounded
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Location, Severity
 from aivet.formats import FormatError
+from aivet.formats.safetensors import json_cost
 from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
 
 _ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS)
@@ -92,6 +94,11 @@ _TOKENIZER_NAMES = ("tokenizer_config.json", "chat_template.json", "processor_co
 _MODULE_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,95})?$")
 _WALK_LIMIT = 200_000  # values visited looking for trust_remote_code (tokenizer.json holds millions)
+# Estimated memory (aivet.formats.safetensors.json_cost) a JSON file may take to parse: 64 MiB
+# of "{}," would take 4 GiB; the largest real tokenizer.json files (a 262k vocabulary with half
+# a million merges) estimate near 220 MiB. TODO: becomes Limits.max_json_cost.
+MAX_JSON_COST = 384 * 1024 * 1024
+MAX_JSONL_LINES = 1_000_000  # JSON lines parsed per file (each costs Python work). TODO: a Limits field.
 _SECURITY_KEYS = frozenset({"auto_map", "chat_template", "custom_pipelines", "trust_remote_code", "quant_method",
                             "tokenizer_class", "_name_or_path"})
 
@@ -128,7 +135,7 @@ def analyze(source: Source, ctx: Context) -> Outcome:
     """Analyzer for JSON files: configs, tokenizer configs (chat templates), any other JSON."""
     limit = ctx.limits.max_json_bytes
     text, truncated = read_text(source, limit)
-    scan_text(text, ctx.location(source), ctx)  # raw text: fast, and gives line numbers
+    _, secrets_stopped = scan_text_bounded(text, ctx.location(source), ctx)  # raw text: gives line numbers
     name = posixpath.basename(source.name).lower()
     if truncated:
         ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, offset=limit),
@@ -136,7 +143,13 @@ def analyze(source: Source, ctx: Context) -> Outcome:
                                        limit="max_json_bytes"))
         return Outcome("json", ArtifactStatus.PARTIAL, "too large to parse")
     if name.endswith(".jsonl"):
-        return _analyze_lines(text, source, ctx)
+        return _analyze_lines(text, source, ctx, secrets_stopped)
+    cost = json_cost(text)
+    if cost > MAX_JSON_COST:
+        ctx.add(LIMIT_EXCEEDED.finding(
+            ctx.location(source), f"JSON would take about {cost >> 20} MiB to parse (more than "
+            f"{MAX_JSON_COST >> 20} MiB); only searched for secrets", limit="max_json_cost"))
+        return Outcome("json", ArtifactStatus.PARTIAL, "too costly to parse")
     try:
         data, dups = parse_json(text)
     except RecursionError:
@@ -158,13 +171,25 @@ def analyze(source: Source, ctx: Context) -> Outcome:
         _check_config(data, source, ctx)
     if name != "tokenizer.json":  # its millions of vocabulary entries hold no settings
         _trust_flags(data, source, ctx)
+    if secrets_stopped:
+        return Outcome(fmt, ArtifactStatus.PARTIAL, "secret search stopped early")
     return Outcome(fmt)
 
 
-def _analyze_lines(text: str, source: Source, ctx: Context) -> Outcome:
-    for n, line in enumerate(text.splitlines(), 1):
+def _analyze_lines(text: str, source: Source, ctx: Context, secrets_stopped: bool) -> Outcome:
+    deadline = ctx.deadline()
+    for n, line in enumerate(_lines(text), 1):
+        if n > MAX_JSONL_LINES or (n % 4096 == 0 and time.monotonic() > deadline):
+            limit = "max_jsonl_lines" if n > MAX_JSONL_LINES else "max_seconds_per_file"
+            ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, line=n), f"JSON lines checked up to line {n - 1}; "
+                                           "the rest were only searched for secrets", limit=limit))
+            return Outcome("jsonl", ArtifactStatus.PARTIAL, "too many lines")
         if not line.strip():
             continue
+        if json_cost(line) > MAX_JSON_COST:
+            ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, line=n), "JSON line too costly to parse",
+                                           limit="max_json_cost"))
+            return Outcome("jsonl", ArtifactStatus.PARTIAL, "too costly to parse")
         try:
             parse_json(line)
         except RecursionError:
@@ -173,7 +198,20 @@ def _analyze_lines(text: str, source: Source, ctx: Context) -> Outcome:
             return Outcome("jsonl", ArtifactStatus.PARTIAL, "nested too deeply")
         except ValueError as exc:
             raise FormatError(f"line {n} is not valid JSON: {exc}") from None
+    if secrets_stopped:
+        return Outcome("jsonl", ArtifactStatus.PARTIAL, "secret search stopped early")
     return Outcome("jsonl")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time (``splitlines`` would hold millions of strings at once)."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            stop = end
+        yield text[start:stop]
+        start = stop + 1
 
 
 def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> None:
@@ -285,10 +323,17 @@ def _chat_templates(value: Any, source: Source, ctx: Context) -> None:
 
 
 def _trust_flags(data: Any, source: Source, ctx: Context) -> None:
+    cap = ctx.limits.max_findings_per_file
+    found = 0
     for pointer, value in _walk(data):
         if pointer.rsplit("/", 1)[-1] == "trust_remote_code" and value is True:
-            ctx.add(TRUST_REMOTE_CODE.finding(ctx.location(source, pointer=pointer),
-                                              f"{pointer} is true: tools that read it run repository code"))
+            found += 1
+            if found <= cap:
+                ctx.add(TRUST_REMOTE_CODE.finding(ctx.location(source, pointer=pointer),
+                                                  f"{pointer} is true: tools that read it run repository code"))
+    if found > cap:
+        ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source), f"{found - cap} more trust_remote_code flags not "
+                                       "reported", limit="max_findings_per_file"))
 
 
 def _walk(data: Any) -> Iterator[tuple[str, Any]]:

@@ -19,7 +19,7 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.safetensors import Reporter, inspect_region
 from aivet.analyzers.source import Source
 from aivet.analyzers.template import analyze_template
-from aivet.evidence import Severity
+from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import gguf
 from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
@@ -143,6 +143,9 @@ seed_oss grovemoe apertus minimax-m2 cogvlm mistral3 llama-embed kimi-linear
 """.split())
 
 _INT64_MAX = 2**63 - 1
+# Chat templates analysed per file (real files have one to three: default, tool_use, rag); each
+# is a Jinja parse. TODO: becomes a Limits field.
+MAX_TEMPLATES = 16
 _PAYLOAD_MAGIC = ((b"\x80\x02", "pickle"), (b"\x80\x03", "pickle"), (b"\x80\x04", "pickle"),
                   (b"\x80\x05", "pickle"), (b"PK\x03\x04", "zip archive"), (b"\x1f\x8b", "gzip stream"))
 
@@ -150,19 +153,25 @@ _PAYLOAD_MAGIC = ((b"\x80\x02", "pickle"), (b"\x80\x03", "pickle"), (b"\x80\x04"
 def analyze(source: Source, ctx: Context) -> Outcome:
     """Parse a GGUF header (never tensor data) and check its metadata, templates and tensor layout."""
     with source.open() as fh:
-        parsed = gguf.read_gguf(fh, source.size, ctx.limits)
+        parsed = gguf.read_gguf(fh, source.size, ctx.limits, ctx.deadline())
     report = Reporter(source, ctx)
     _check_metadata(parsed, source, ctx, report)
     _check_tensors(parsed, source, ctx, report)
     report.close(RULES)
-    return Outcome(FORMAT, note=f"GGUF v{parsed.version}, {len(parsed.metadata)} keys, {len(parsed.tensors)} tensors")
+    status = ArtifactStatus.PARTIAL if report.partial else ArtifactStatus.ANALYZED
+    return Outcome(FORMAT, status,
+                   note=f"GGUF v{parsed.version}, {len(parsed.metadata)} keys, {len(parsed.tensors)} tensors")
 
 
 def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: Reporter) -> None:
     counts = Counter(kv.raw_key for kv in parsed.metadata)
+    firsts: dict[bytes, gguf.KeyValue] = {}
+    for kv in parsed.metadata:  # one pass: a search per duplicated key would be quadratic
+        firsts.setdefault(kv.raw_key, kv)
+    templates = 0
     for raw, n in counts.items():
         if n > 1:
-            first = next(kv for kv in parsed.metadata if kv.raw_key == raw)
+            first = firsts[raw]
             report.add(DUPLICATE_KEY, f"metadata key {first.key!r} appears {n} times", offset=first.offset,
                        pointer=first.key, key=first.key, count=n)
     for kv in parsed.metadata:
@@ -173,7 +182,10 @@ def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report:
             if text is None:
                 report.add(MALFORMED_METADATA, f"{kv.key} is a {kv.type.name.lower()}, not a string",
                            offset=kv.offset, pointer=kv.key, severity=Severity.MEDIUM, key=kv.key)
+            elif templates >= MAX_TEMPLATES:
+                report.limit("max_templates", f"more than {MAX_TEMPLATES} chat templates; the rest were not analysed")
             else:
+                templates += 1
                 analyze_template(text, ctx.location(source, offset=kv.value_offset, pointer=kv.key), ctx)
 
     alignment = parsed.get("general.alignment")
@@ -231,9 +243,12 @@ def _check_value(kv: gguf.KeyValue, report: Reporter) -> None:
 
 def _check_tensors(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: Reporter) -> None:
     names = Counter(t.raw_name for t in parsed.tensors)
+    firsts: dict[bytes, gguf.TensorInfo] = {}
+    for t in parsed.tensors:
+        firsts.setdefault(t.raw_name, t)
     for raw, n in names.items():
         if n > 1:
-            first = next(t for t in parsed.tensors if t.raw_name == raw)
+            first = firsts[raw]
             report.add(DUPLICATE_TENSOR, f"tensor {first.name!r} is described {n} times",
                        offset=first.info_offset, tensor=first.name, count=n)
     spans: list[tuple[int, int, str]] = []
@@ -291,7 +306,7 @@ def _check_layout(parsed: gguf.GGUFFile, spans: list[tuple[int, int, str]], sour
 def _unreferenced(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: Reporter, rel: int,
                   length: int, kind: str) -> None:
     at = parsed.data_start + rel
-    content, head = inspect_region(source, ctx, at, length, f"{kind}@{at}")
+    content, head = inspect_region(source, ctx, at, length, f"{kind}@{at}", report)
     if content is None and length <= len(head) and not head.strip(b"\x00"):
         return  # zero padding, as some writers leave
     what = "after the last tensor" if kind == "trailing" else "between tensors"

@@ -49,6 +49,10 @@ RULES = (OBJECT_ARRAY, SIZE_MISMATCH)
 
 _KINDS_WITH_SIZE = {"b": 1, "i": 1, "u": 1, "f": 1, "c": 1, "m": 1, "M": 1, "S": 1, "a": 1, "V": 1, "U": 4}
 _MAX_DIMS = 64
+# The header is parsed with ast.literal_eval, whose syntax tree holds about a kilobyte per
+# token at its peak: a 4 MB header of "0," took 2 GB. numpy writes headers under 10,000 bytes
+# and refuses larger ones unless allow_pickle is set. TODO: becomes Limits.max_npy_header_bytes.
+MAX_LITERAL_HEADER = 64 * 1024
 
 
 def parse_header(fh: BinaryIO, max_header: int) -> tuple[dict[str, Any], int]:
@@ -70,9 +74,12 @@ def parse_header(fh: BinaryIO, max_header: int) -> tuple[dict[str, Any], int]:
         start = 12
     if hlen > max_header:
         raise LimitExceeded("max_header_bytes", f".npy header of {hlen} bytes", 8)
-    raw = fh.read(hlen)
-    if len(raw) < hlen:
+    raw = fh.read(min(hlen, MAX_LITERAL_HEADER + 1))
+    if len(raw) < min(hlen, MAX_LITERAL_HEADER + 1):
         raise FormatError(".npy header runs past the end of the file", start)
+    if hlen > MAX_LITERAL_HEADER:
+        raise LimitExceeded("max_npy_header_bytes", f".npy header of {hlen} bytes is too large to parse "
+                            f"(numpy itself refuses more than 10,000 unless trusted)", 8)
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
     except UnicodeDecodeError as exc:

@@ -20,6 +20,7 @@ algorithm 2}; StringStringEntryProto{key 1, value 2}.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -27,8 +28,9 @@ from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats import LimitExceeded
 from aivet.formats.protobuf import LEN, VARINT, Message
-from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
 
 EXTERNAL_DATA_ESCAPE = Rule(
     "ONNX-EXTERNAL-DATA-ESCAPE",
@@ -78,6 +80,12 @@ RUNTIME_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.micros
                              "com.microsoft.dml", "com.ms.internal.nhwc", "ai.onnx.contrib", "org.pytorch.aten",
                              "com.microsoft.mlfeaturizers"})
 _MAX_REPORTED = 50  # custom-op findings per (domain, op)
+# Bounds on what the walk remembers (TODO: Limits fields): distinct custom (domain, op) pairs,
+# local functions and external files; metadata properties shown; locations per tensor.
+_MAX_KINDS = 10_000
+_MAX_META = 50
+_MAX_LOCATIONS = 16
+_DEADLINE_EVERY = 4096  # nodes (or tensors) walked between two looks at the clock
 
 
 class _Walker:
@@ -86,13 +94,36 @@ class _Walker:
         self.ctx = ctx
         self.functions: set[tuple[str, str]] = set()
         self.custom: dict[tuple[str, str], int] = {}
+        self.custom_other = 0  # custom-domain nodes whose (domain, op) came after _MAX_KINDS others
+        self.reported = 0  # custom-domain findings listed, against max_findings_per_file
+        self.locations: set[str] = set()  # external data locations checked on disk
         self.nodes = 0
         self.tensors = 0
         self.external = 0
+        self.deadline = ctx.deadline()
+        self.steps = 0
+        self.partial = False
+
+    def limit(self, limit: str, message: str) -> None:
+        """Report a bound hit once; the artifact becomes PARTIAL."""
+        if not self.partial:
+            self.ctx.add(LIMIT_EXCEEDED.finding(self.ctx.location(self.source), message, limit=limit))
+        self.partial = True
+
+    def tick(self) -> None:
+        """Count one field walked; every few thousand, look at the clock.
+
+        Files on disk are memory-mapped whatever their size: millions of tiny nodes,
+        metadata entries or external-data entries are linear work, but unbounded.
+        """
+        self.steps += 1
+        if self.steps % _DEADLINE_EVERY == 0 and time.monotonic() > self.deadline:
+            raise LimitExceeded("max_seconds_per_file", "ONNX graph walk ran out of time")
 
     def model(self, msg: Message) -> None:
         # Functions first: a custom-domain op that a local function defines needs no native code.
         for f in msg.fields(25):
+            self.tick()
             if f.wire_type == LEN:
                 name = domain = ""
                 for part in f.submessage():
@@ -100,9 +131,14 @@ class _Walker:
                         name = part.head_text(4096)
                     elif part.wire_type == LEN and part.number == 10:
                         domain = part.head_text(4096)
-                self.functions.add((domain, name))
+                if len(self.functions) < _MAX_KINDS:
+                    self.functions.add((domain, name))
+                else:  # their ops are then reported as custom: louder, never quieter
+                    self.limit("max_onnx_functions", f"more than {_MAX_KINDS} model-local functions")
         meta: list[tuple[str, str]] = []
+        meta_count = 0
         for f in msg:
+            self.tick()
             if f.wire_type != LEN:
                 continue
             if f.number == 7:
@@ -114,11 +150,13 @@ class _Walker:
                     if g.wire_type == LEN:
                         self.graph(g.submessage(), "training_info")
             elif f.number == 14:
-                meta.append(self.entry(f.submessage()))
+                meta_count += 1
+                if len(meta) < _MAX_META:  # only these are shown; the rest are counted
+                    meta.append(self.entry(f.submessage()))
         if meta:
             self.ctx.add(METADATA.finding(self.ctx.location(self.source),
-                                          f"model has {len(meta)} metadata propert{'y' if len(meta) == 1 else 'ies'}",
-                                          properties={k[:200]: v[:500] for k, v in meta[:50]}))
+                                          f"model has {meta_count} metadata propert{'y' if meta_count == 1 else 'ies'}",
+                                          properties={k[:200]: v[:500] for k, v in meta}))
 
     def function(self, msg: Message) -> None:
         name = ""
@@ -130,6 +168,7 @@ class _Walker:
 
     def graph(self, msg: Message, where: str) -> None:
         for f in msg:
+            self.tick()
             if f.wire_type != LEN:
                 continue
             if f.number == 1:
@@ -143,8 +182,10 @@ class _Walker:
 
     def node(self, msg: Message, where: str) -> None:
         self.nodes += 1
+        self.tick()
         name = op = domain = ""
         for f in msg:
+            self.tick()
             if f.wire_type != LEN:
                 continue
             if f.number == 3:
@@ -157,8 +198,12 @@ class _Walker:
                 self.attribute(f.submessage(), f"{where}/{name or op}")
         if domain not in STANDARD_DOMAINS and (domain, op) not in self.functions:
             key = (domain, op)
+            if key not in self.custom and len(self.custom) >= _MAX_KINDS:
+                self.custom_other += 1  # a million distinct op names must not make a million entries
+                return
             self.custom[key] = self.custom.get(key, 0) + 1
-            if self.custom[key] <= _MAX_REPORTED:
+            if self.custom[key] <= _MAX_REPORTED and self.reported < self.ctx.limits.max_findings_per_file:
+                self.reported += 1
                 runtime = domain in RUNTIME_DOMAINS or domain.startswith("com.microsoft.")
                 self.ctx.add(CUSTOM_DOMAIN.finding(
                     self.ctx.location(self.source, offset=msg.start),
@@ -167,6 +212,7 @@ class _Walker:
 
     def attribute(self, msg: Message, where: str) -> None:
         for f in msg:
+            self.tick()
             if f.wire_type != LEN:
                 continue
             if f.number in (6, 11):  # If/Loop/Scan bodies and any other graph attribute
@@ -180,23 +226,30 @@ class _Walker:
 
     def tensor(self, msg: Message) -> None:
         self.tensors += 1
+        self.tick()
         name = ""
         external = False
-        entries: list[tuple[str, str, int]] = []
+        locations: list[tuple[str, int]] = []
         for f in msg:
+            self.tick()
             if f.number == 8 and f.wire_type == LEN:
                 name = f.head_text(4096)
             elif f.number == 14 and f.wire_type == VARINT:
                 external = f.value == 1
             elif f.number == 13 and f.wire_type == LEN:
                 key, value = self.entry(f.submessage())
-                entries.append((key, value, f.offset))
+                if key != "location":
+                    continue  # offset, length, checksum: nothing to check, nothing kept
+                if len(locations) >= _MAX_LOCATIONS:
+                    self.limit("max_onnx_locations", f"a tensor names more than {_MAX_LOCATIONS} external "
+                               "data locations; the rest were not checked")
+                    continue
+                locations.append((value, f.offset))
         # A location is honoured by loaders only with data_location EXTERNAL, but checking every
         # location costs nothing and catches files that flip the flag with another tool.
-        for key, value, offset in entries:
-            if key == "location":
-                self.external += 1
-                self.location(value, name, offset, external)
+        for value, offset in locations:
+            self.external += 1
+            self.location(value, name, offset, external)
 
     def entry(self, msg: Message) -> tuple[str, str]:
         key = value = ""
@@ -217,6 +270,13 @@ class _Walker:
         fs_path = self.source.fs_path
         if fs_path is None:
             return  # inside an archive: only the syntactic check applies
+        if location in self.locations:
+            return  # checked on disk already (shards name the same file again and again)
+        if len(self.locations) >= _MAX_KINDS:
+            self.limit("max_onnx_locations", f"more than {_MAX_KINDS} distinct external data files; the rest "
+                       "were only checked by name")
+            return
+        self.locations.add(location)
         base = fs_path.parent.resolve()
         allowed = self.ctx.root.resolve() if self.ctx.root is not None else base
         target = Path(os.path.normpath(base / location))
@@ -245,9 +305,20 @@ def analyze_model(msg: Message, source: Source, ctx: Context) -> Outcome:
     """Check a parsed ONNX ModelProto (the dispatcher in :mod:`aivet.analyzers.protobuf` calls this)."""
     walker = _Walker(source, ctx)
     walker.model(msg)
+    listed = sum(min(n, _MAX_REPORTED) for n in walker.custom.values())
+    summaries = unsummarised = 0
     for (domain, op), n in walker.custom.items():
-        if n > _MAX_REPORTED:
-            ctx.add(CUSTOM_DOMAIN.finding(ctx.location(source), f"{n - _MAX_REPORTED} more {domain}::{op} nodes",
-                                          domain=domain, op=op, count=n))
+        if n <= _MAX_REPORTED:
+            continue
+        if summaries >= ctx.limits.max_findings_per_file:
+            unsummarised += n - _MAX_REPORTED
+            continue
+        summaries += 1
+        ctx.add(CUSTOM_DOMAIN.finding(ctx.location(source), f"{n - _MAX_REPORTED} more {domain}::{op} nodes",
+                                      domain=domain, op=op, count=n))
+    unlisted = walker.custom_other + unsummarised + max(0, listed - walker.reported)
+    if unlisted:
+        ctx.add(CUSTOM_DOMAIN.finding(ctx.location(source), f"{unlisted} more custom-domain nodes not listed "
+                                      "individually", count=unlisted))
     note = f"{walker.nodes} node(s), {walker.tensors} tensor(s), {walker.external} external"
-    return Outcome("onnx", ArtifactStatus.ANALYZED, note)
+    return Outcome("onnx", ArtifactStatus.PARTIAL if walker.partial else ArtifactStatus.ANALYZED, note)

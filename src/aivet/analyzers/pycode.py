@@ -23,6 +23,8 @@ from __future__ import annotations
 import ast
 import io
 import re
+import reprlib
+import time
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,10 +32,19 @@ from typing import Any
 
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
-from aivet.analyzers.pyfold import FoldBudget, Resolver, decode_blob, keyword_arg, looks_like_python, slow_codec
+from aivet.analyzers.pyfold import (
+    FoldBudget,
+    Resolver,
+    decode_blob,
+    keyword_arg,
+    looks_like_python,
+    slow_codec,
+    token_estimate,
+)
 from aivet.analyzers.secrets import redact_text, scan_text
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats import LimitExceeded
 from aivet.rules import (
     ATLAS_EVADE,
     ATLAS_MALICIOUS_PACKAGE,
@@ -172,6 +183,13 @@ _SAFE_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso-8859
                              "utf8", "latin1"})
 
 _LEVELS = list(Severity)
+# Tokens parsed per file, decoded code included (see token_estimate); real remote code has
+# under 100,000. TODO: becomes Limits.max_python_tokens.
+MAX_PY_TOKENS = 200_000
+_REPR = reprlib.Repr()  # lists shown in messages: a few items, each cut short
+_REPR.maxlist, _REPR.maxstring, _REPR.maxlevel = 8, 40, 2
+_DEADLINE_EVERY = 4096  # nodes walked between two looks at the clock
+_MAX_SCOPE_LINES = 10  # lines remembered per scope for the exfiltration finding (it shows ten)
 
 
 def _raise(sev: Severity) -> Severity:
@@ -204,7 +222,7 @@ class _Report:
     def budget(self) -> FoldBudget:
         """The folding budget of this file, made on first use."""
         if self.fold_budget is None:
-            self.fold_budget = FoldBudget(self.ctx.limits.max_fold_steps)
+            self.fold_budget = FoldBudget(self.ctx.limits.max_fold_steps, deadline=self.ctx.deadline())
         return self.fold_budget
 
     def add(self, rule: Rule, line: int, message: str, *, severity: Severity | None = None, **details: Any) -> None:
@@ -212,10 +230,10 @@ class _Report:
         key = (rule.id, line_no, message)
         if key in self.seen:
             return
-        self.seen.add(key)
         if self.count >= self.ctx.limits.max_findings_per_file:
-            self.dropped += 1
+            self.dropped += 1  # not remembered: the set would grow with every call in the file
             return
+        self.seen.add(key)
         self.count += 1
         if self.depth:
             details = {**details, "decoded_depth": self.depth, "decoded_via": self.via, "decoded_line": line}
@@ -285,6 +303,16 @@ def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
 
 def analyze_python_text(text: str, report: _Report, *, truncated: bool = False) -> None:
     """Parse ``text`` and report what it does; a syntax error is a finding."""
+    budget = report.budget()
+    tokens = token_estimate(text)
+    if budget.tokens + tokens > MAX_PY_TOKENS:
+        # ast.parse holds about a kilobyte per node at its peak: a megabyte of "0," would take
+        # half a gigabyte. Too much code (or decoded code) is a bound hit, not a parse.
+        report.partial = True
+        report.add(LIMIT_EXCEEDED, 1, f"about {tokens} Python tokens; more than {MAX_PY_TOKENS} per file (with the "
+                   "code decoded from it) are not parsed", limit="max_python_tokens")
+        return
+    budget.tokens += tokens
     try:
         tree = ast.parse(text.replace("\x00", ""))
     except SyntaxError as exc:
@@ -377,7 +405,10 @@ class _Checker:
             stack.extend((c, scope) for c in reversed(list(ast.iter_child_nodes(node))))
 
     def run(self) -> None:
-        for node, scope in self._walk():
+        deadline = self.resolver.budget.deadline
+        for n, (node, scope) in enumerate(self._walk()):
+            if n % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+                raise LimitExceeded("max_seconds_per_file", "Python analysis ran out of time")
             if isinstance(node, ast.Call):
                 self._call(node, scope)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -441,7 +472,7 @@ class _Checker:
                             call=text)
         elif _is_network_module(name) and name not in _NETWORK_BENIGN and not name.startswith(
                 ("requests.exceptions.", "urllib.request.pathname2url")):
-            scope.network.append(line)
+            _note(scope.network, line)
             self.report.add(NETWORK, line, f"network call {where}: {text}", severity=self._sev(NETWORK, scope),
                             call=text)
         elif name in _DESERIALIZE_CALLS:
@@ -453,7 +484,7 @@ class _Checker:
         elif name in _IMPORT_CALLS:
             self._dynamic_import(node, name, text, scope)
         elif name in _CREDENTIAL_CALLS:
-            scope.credentials.append(line)
+            _note(scope.credentials, line)
             self.report.add(CREDENTIAL_ACCESS, line, f"reads credentials {where}: {text}",
                             severity=self._sev(CREDENTIAL_ACCESS, scope), call=text)
         elif name in ("torch.load", "torch.serialization.load"):
@@ -516,8 +547,13 @@ class _Checker:
             rep.add(LIMIT_EXCEEDED, line, "decoded code nested too deep; inner layers not analysed",
                     limit="max_decode_depth")
             return
+        budget = rep.budget()
+        digest = hash(code)
+        if digest in budget.decoded:
+            return  # the same decoded code, run again (exec(x) in a loop body): analysed once
+        budget.decoded.add(digest)
         inner = _Report(rep.source, rep.ctx, rep.depth + 1, rep.base_line or line,
-                        f"{rep.via} / {via}" if rep.via else via, rep.count, 0, rep.seen, rep.budget())
+                        f"{rep.via} / {via}" if rep.via else via, rep.count, 0, rep.seen, budget)
         analyze_python_text(code, inner)
         rep.count = inner.count
         rep.dropped += inner.dropped
@@ -558,13 +594,13 @@ class _Checker:
             return
         var = folded.text
         if _SECRET_ENV_NAME.search(var) and var not in ("TOKENIZERS_PARALLELISM",):
-            scope.credentials.append(line)
+            _note(scope.credentials, line)
             self.report.add(SECRET_ENV, line, f"reads secret environment variable {var} {self._where(scope)}",
                             variable=var[:100])
 
     def _env_dump(self, node: ast.AST, scope: _Scope) -> None:
         line = getattr(node, "lineno", 1)
-        scope.credentials.append(line)
+        _note(scope.credentials, line)
         self.report.add(SECRET_ENV, line, f"copies the whole environment {self._where(scope)}",
                         severity=Severity.LOW, variable="*")
 
@@ -584,7 +620,7 @@ class _Checker:
         if m is None or line in self.credential_lines:
             return
         self.credential_lines.add(line)
-        scope.credentials.append(line)
+        _note(scope.credentials, line)
         self.report.add(CREDENTIAL_ACCESS, line, f"refers to credential store {m.group(0)!r} {self._where(scope)}",
                         severity=self._sev(CREDENTIAL_ACCESS, scope), path=_short_repr(value))
 
@@ -613,7 +649,7 @@ class _Checker:
         decoded = decode_blob(stripped, kind, self.report.ctx.limits.max_decoded_bytes)
         self.report.add(OBFUSCATION, line, f"{len(value)}-character {kind} string literal", encoding=kind,
                         length=len(value))
-        if decoded is not None and looks_like_python(decoded):
+        if decoded is not None and looks_like_python(decoded, MAX_PY_TOKENS):
             self._nested(decoded, line, f"{kind} literal")
 
     def _file_access(self, node: ast.Call, name: str, text: str, scope: _Scope) -> None:
@@ -660,6 +696,11 @@ class _Checker:
                         network_lines=[n[1] for n in network][:10])
 
 
+def _note(lines: list[int], line: int) -> None:
+    if len(lines) < _MAX_SCOPE_LINES:
+        lines.append(line)
+
+
 def _is_network_module(name: str) -> bool:
     return any(name == m or name.startswith(m + ".") for m in _NETWORK_MODULES)
 
@@ -699,5 +740,11 @@ def _outside_repo(path: str) -> bool:
 
 
 def _short_repr(value: object) -> str:
+    if isinstance(value, (str, bytes)) and len(value) > 200:
+        # Only the ends are shown, so only the ends are turned into text: a call on a
+        # megabyte value must not copy it (the message is made for every call).
+        return repr(value[:60])[:60] + "…" + repr(value[-12:])[-12:]
+    if isinstance(value, list):
+        return _REPR.repr(value)[:80]
     text = repr(value)
     return text if len(text) <= 80 else text[:60] + "…" + text[-12:]

@@ -19,14 +19,17 @@ import binascii
 import bz2
 import codecs
 import lzma
+import math
+import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FoldValue = str | bytes | int | list[object]
 _MAX_FOLD_DEPTH = 40
 _MAX_LIST = 100_000
 _MAX_ASSIGNMENTS = 8  # assignments to one name tried when folding it
+BYTES_PER_STEP = 64  # a value of this many bytes (or list items) costs one more folding step
 _BUILTINS = frozenset({"exec", "eval", "compile", "execfile", "__import__", "open", "getattr", "setattr",
                        "globals", "vars", "locals", "chr", "ord", "bytes", "bytearray", "str", "dict", "repr",
                        "map", "input", "breakpoint", "memoryview"})
@@ -49,9 +52,20 @@ _STAR_INTERESTING = frozenset({"system", "popen", "run", "call", "Popen", "check
 
 @dataclass
 class FoldBudget:
-    """Folding steps left for one source file, shared with the code decoded from it."""
+    """Work left for one source file, shared with the code decoded from it.
+
+    ``remaining`` counts folding steps; building a value also costs a step per
+    ``BYTES_PER_STEP`` bytes (or list items), so values copied again and again (a
+    megabyte string passed to a thousand calls) run it down as surely as many
+    small steps. ``tokens`` counts the Python tokens parsed (the file and decoded
+    code together), ``decoded`` the hashes of decoded code already analysed, and
+    ``deadline`` is the ``time.monotonic()`` after which analysis stops.
+    """
 
     remaining: int
+    tokens: int = 0
+    decoded: set[int] = field(default_factory=set)
+    deadline: float = math.inf
 
     @property
     def exhausted(self) -> bool:
@@ -229,10 +243,13 @@ class Resolver:
             result = self._fold(node, depth + 1)
         except (ValueError, TypeError, OverflowError, LookupError, UnicodeError, MemoryError, RecursionError):
             return None
-        if result is not None and isinstance(result.value, (str, bytes)) and len(result.value) > self.max_bytes:
+        if result is None:
             return None
-        if result is not None and isinstance(result.value, list) and len(result.value) > _MAX_LIST:
-            return None  # lists doubled by repeated concatenation
+        if isinstance(result.value, (str, bytes, list)):
+            size = len(result.value)
+            if size > (_MAX_LIST if isinstance(result.value, list) else self.max_bytes):
+                return None  # strings multiplied, lists doubled by repeated concatenation
+            self.budget.remaining -= size // BYTES_PER_STEP  # what using the value may copy
         return result
 
     def _fold(self, node: ast.AST, d: int) -> Folded | None:
@@ -303,6 +320,8 @@ class Resolver:
             return None
         a, b = left.value, right.value
         if isinstance(node.op, ast.Add) and type(a) is type(b) and isinstance(a, (str, bytes, list)):
+            if len(a) + len(b) > (_MAX_LIST if isinstance(a, list) else self.max_bytes):  # type: ignore[arg-type]
+                return None  # checked before the copy is made
             return _join([left, right], a + b)  # type: ignore[operator]
         if isinstance(node.op, ast.Mult) and isinstance(a, (str, bytes)) and isinstance(b, int):
             if len(a) * max(b, 0) > self.max_bytes:
@@ -394,7 +413,7 @@ class Resolver:
                 return Folded([chr(x) for x in seq.value if isinstance(x, int)], True, seq.composed, seq.steps + ("chr",))
             return None
         if name in ("builtins.list", "builtins.tuple", "builtins.reversed") and first is not None:
-            if isinstance(first.value, (list, str, bytes)):
+            if isinstance(first.value, (list, str, bytes)) and len(first.value) <= _MAX_LIST:
                 items = list(first.value)
                 if name == "builtins.reversed":
                     return Folded(items[::-1], True, first.composed, first.steps + ("reverse",))
@@ -545,10 +564,29 @@ def decode_blob(text: str, kind: str, limit: int) -> str | None:
         return None
 
 
-def looks_like_python(text: str) -> bool:
-    """Whether decoded ``text`` is printable Python that calls or imports something."""
+_TOKEN = re.compile(r"\w+|[^\w\s)\]}]")
+
+
+def token_estimate(text: str) -> int:
+    """An upper estimate of the Python tokens in ``text``, counted in C without building anything.
+
+    Words and every punctuation character but closing brackets count; the syntax tree that
+    :func:`ast.parse` builds has at most about two objects per counted token (a statement
+    wrapping a single name is the worst case), and holds about a kilobyte per object at its peak.
+    """
+    return _TOKEN.subn("", text)[1]
+
+
+def looks_like_python(text: str, max_tokens: int | None = None) -> bool:
+    """Whether decoded ``text`` is printable Python that calls or imports something.
+
+    Printable text of more than ``max_tokens`` tokens is not parsed here and counts as
+    code: the caller's own bound then reports it (never a silent pass).
+    """
     if not text.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in text[:4096]):
         return False
+    if max_tokens is not None and token_estimate(text) > max_tokens:
+        return True
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -19,10 +19,10 @@ from typing import Any
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
-from aivet.evidence import Severity
+from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import safetensors as st
 from aivet.formats.sniff import HEAD_BYTES, Format, sniff
-from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
+from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, LIMIT_EXCEEDED, Rule
 
 FORMAT = "safetensors"
 
@@ -109,6 +109,11 @@ RULES = (DUPLICATE_KEY, MALFORMED_TENSOR, UNKNOWN_DTYPE, OVERLAP, GAP, TRAILING_
 KNOWN_FORMATS = frozenset({"pt", "tf", "flax", "mlx", "np", "numpy", "paddle", "jax", "torch", "pytorch"})
 LARGE_METADATA_VALUE = 64 * 1024  # HF metadata values are short strings
 MAX_PER_RULE = 20  # findings listed per rule; the rest are counted in one summary finding
+# Unclaimed regions (gaps, trailing bytes) sniffed per file, and analysed as nested files when
+# executable. Each costs an open and a read (an analysis: a whole scan), and a header can
+# describe a gap between every two of a quarter of a million tensors. TODO: Limits fields.
+MAX_INSPECTED_REGIONS = 1_000
+MAX_ANALYSED_REGIONS = 20
 _EXECUTABLE = frozenset({Format.PICKLE, Format.ZIP, Format.TAR, Format.GZIP, Format.BZIP2, Format.XZ,
                          Format.ZLIB, Format.LZ4, Format.SEVENZIP, Format.PYTHON, Format.NUMPY, Format.HDF5})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -121,6 +126,15 @@ class Reporter:
     def __init__(self, source: Source, ctx: Context) -> None:
         self.source, self.ctx = source, ctx
         self.counts: Counter[str] = Counter()
+        self.inspected = 0  # unclaimed regions sniffed (see inspect_region)
+        self.analysed = 0  # of those, analysed as nested files
+        self.partial = False  # a bound stopped part of the analysis
+
+    def limit(self, limit: str, message: str) -> None:
+        """Report a bound hit once (a LIMIT-EXCEEDED finding); the artifact becomes PARTIAL."""
+        if not self.partial:
+            self.ctx.add(LIMIT_EXCEEDED.finding(self.ctx.location(self.source), message, limit=limit))
+        self.partial = True
 
     def add(self, rule: Rule, message: str, *, offset: int | None = None, pointer: str | None = None,
             severity: Severity | None = None, **details: Any) -> None:
@@ -166,7 +180,8 @@ def analyze(source: Source, ctx: Context) -> Outcome:
 
     _check_layout(specs, header, source, ctx, report)
     report.close(RULES)
-    return Outcome(FORMAT, note=f"{len(specs)} tensors")
+    status = ArtifactStatus.PARTIAL if report.partial else ArtifactStatus.ANALYZED
+    return Outcome(FORMAT, status, note=f"{len(specs)} tensors")
 
 
 def _check_tensor(spec: st.TensorSpec, header: st.RawHeader, report: Reporter) -> None:
@@ -203,7 +218,7 @@ def _check_layout(specs: list[st.TensorSpec], header: st.RawHeader, source: Sour
             start = min(cursor, header.buffer_size)
             length = min(spec.begin, header.buffer_size) - start
             if length > 0:
-                kind, _ = inspect_region(source, ctx, header.data_start + start, length, f"gap@{start}")
+                kind, _ = inspect_region(source, ctx, header.data_start + start, length, f"gap@{start}", report)
                 report.add(GAP, f"{length} bytes at buffer offset {start} belong to no tensor"
                            + (f" and look like {kind}" if kind else ""),
                            offset=header.data_start + start, length=length, content=kind or "unknown",
@@ -212,19 +227,28 @@ def _check_layout(specs: list[st.TensorSpec], header: st.RawHeader, source: Sour
             cursor, last = spec.end, spec.name
     if cursor < header.buffer_size:
         length = header.buffer_size - cursor
-        kind, _ = inspect_region(source, ctx, header.data_start + cursor, length, f"trailing@{cursor}")
+        kind, _ = inspect_region(source, ctx, header.data_start + cursor, length, f"trailing@{cursor}", report)
         report.add(TRAILING_DATA, f"{length} bytes follow the last tensor"
                    + (f"; they look like {kind}" if kind else ""),
                    offset=header.data_start + cursor, length=length, content=kind or "unknown",
                    severity=Severity.HIGH if kind else None)
 
 
-def inspect_region(source: Source, ctx: Context, start: int, length: int, member: str) -> tuple[str | None, bytes]:
+def inspect_region(source: Source, ctx: Context, start: int, length: int, member: str,
+                   report: Reporter | None = None) -> tuple[str | None, bytes]:
     """Sniff ``length`` bytes at ``start`` of ``source``; analyse them as a nested file if executable.
 
     Returns the executable format's name (or ``None``) and the first bytes. Used for
-    bytes that no tensor claims, in safetensors and GGUF files alike.
+    bytes that no tensor claims, in safetensors and GGUF files alike. With ``report``,
+    at most ``MAX_INSPECTED_REGIONS`` regions are sniffed (then ``(None, b"")`` and a
+    LIMIT-EXCEEDED finding) and ``MAX_ANALYSED_REGIONS`` analysed.
     """
+    if report is not None:
+        report.inspected += 1
+        if report.inspected > MAX_INSPECTED_REGIONS:
+            report.limit("max_inspected_regions", f"more than {MAX_INSPECTED_REGIONS} unclaimed regions; "
+                         "the rest were not inspected")
+            return None, b""
     with source.open() as fh:
         fh.seek(start)
         head = fh.read(min(length, HEAD_BYTES))
@@ -234,6 +258,12 @@ def inspect_region(source: Source, ctx: Context, start: int, length: int, member
         fmt = Format.UNKNOWN
     if fmt not in _EXECUTABLE:
         return None, head
+    if report is not None:
+        report.analysed += 1
+        if report.analysed > MAX_ANALYSED_REGIONS:
+            report.limit("max_inspected_regions", f"more than {MAX_ANALYSED_REGIONS} unclaimed regions hold "
+                         "executable content; the rest were sniffed, not analysed")
+            return fmt.value, head
     if length <= ctx.limits.in_memory_member_bytes and source.depth < ctx.limits.max_archive_depth:
         with source.open() as fh:
             fh.seek(start)

@@ -18,6 +18,8 @@ func 10}; ListValue{s 2, func 9}; NameAttrList{name 1}; AssetFileDef{filename 2}
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,10 @@ from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
+from aivet.formats import LimitExceeded
 from aivet.formats.protobuf import LEN, Message
+from aivet.formats.safetensors import MAX_HEADER_COST as MAX_JSON_COST
+from aivet.formats.safetensors import json_cost
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 PYTHON_OP = Rule(
@@ -91,6 +96,12 @@ ASSET_PATH = Rule(
 RULES = (PYTHON_OP, FILE_OP, NETWORK_OP, CHECKPOINT_OP, CUSTOM_OP, ASSET_PATH)
 
 _MAX_REPORTED_PER_OP = 20  # per (rule, op): further nodes are counted, not listed
+# What the walk remembers, bounded (TODO: Limits fields): distinct (rule, op) pairs counted,
+# library function names, string values and called functions kept per node.
+MAX_KINDS = 10_000
+MAX_FUNCTIONS = 100_000
+MAX_NODE_VALUES = 256
+_DEADLINE_EVERY = 4096  # nodes walked between two looks at the clock
 
 
 @dataclass(frozen=True)
@@ -104,83 +115,121 @@ class Node:
     funcs: tuple[str, ...]  # functions named by func attrs (StatefulPartitionedCall f=...)
 
 
-def read_node(msg: Message) -> Node:
+class Clock:
+    """Counts fields walked and, every few thousand, compares ``time.monotonic()`` with a deadline.
+
+    Files on disk are memory-mapped whatever their size: millions of nodes or of list items
+    in one attribute are linear work, but unbounded.
+    """
+
+    def __init__(self, deadline: float = math.inf) -> None:
+        self.deadline = deadline
+        self.steps = 0
+
+    def tick(self) -> None:
+        self.steps += 1
+        if self.steps % _DEADLINE_EVERY == 0 and time.monotonic() > self.deadline:
+            raise LimitExceeded("max_seconds_per_file", "TensorFlow graph walk ran out of time")
+
+
+def read_node(msg: Message, clock: Clock | None = None) -> Node:
     """Decode one NodeDef (name, op, string and function attributes)."""
+    clock = clock or Clock()
     name = op = ""
     strings: list[tuple[str, str]] = []
     funcs: list[str] = []
     for f in msg:
+        clock.tick()
         if f.number == 1 and f.wire_type == LEN:
             name = f.head_text(4096)
         elif f.number == 2 and f.wire_type == LEN:
             op = f.head_text(4096)
         elif f.number == 5 and f.wire_type == LEN:
-            key, values, called = _read_attr(f.submessage())
-            strings.extend((key, v) for v in values)
-            funcs.extend(called)
+            _read_attr(f.submessage(), strings, funcs, clock)
     return Node(name, op, msg.start, tuple(strings), tuple(funcs))
 
 
-def _read_attr(entry: Message) -> tuple[str, list[str], list[str]]:
+def _read_attr(entry: Message, strings: list[tuple[str, str]], funcs: list[str], clock: Clock) -> None:
+    # Empty strings are never kept (no check looks at them) and at most MAX_NODE_VALUES of each
+    # kind are: a list attribute of millions of two-byte items would otherwise be millions of tuples.
     key = ""
     values: list[str] = []
-    funcs: list[str] = []
     for f in entry:
         if f.number == 1 and f.wire_type == LEN:
             key = f.head_text(4096)
         elif f.number == 2 and f.wire_type == LEN:
             for v in f.submessage():
+                clock.tick()
                 if v.wire_type != LEN:
                     continue
-                if v.number == 2 and v.value <= 4096:
+                if v.number == 2 and 0 < v.value <= 4096 and len(values) < MAX_NODE_VALUES:
                     values.append(v.text())
                 elif v.number == 10:
-                    funcs.extend(g.head_text(4096) for g in v.submessage().fields(1) if g.wire_type == LEN)
+                    _keep_funcs(funcs, v.submessage())
                 elif v.number == 1:  # ListValue
                     for item in v.submessage():
-                        if item.wire_type == LEN and item.number == 2 and item.value <= 4096:
+                        clock.tick()
+                        if (item.wire_type == LEN and item.number == 2 and 0 < item.value <= 4096
+                                and len(values) < MAX_NODE_VALUES):
                             values.append(item.text())
                         elif item.wire_type == LEN and item.number == 9:
-                            funcs.extend(g.head_text(4096) for g in item.submessage().fields(1) if g.wire_type == LEN)
-    return key, values, funcs
+                            _keep_funcs(funcs, item.submessage())
+    for text in values:
+        _keep(strings, (key, text))
 
 
-def iter_graph(graph: Message) -> Iterator[tuple[str, Node]]:
+def _keep(out: list[Any], value: Any) -> None:
+    if len(out) < MAX_NODE_VALUES:
+        out.append(value)
+
+
+def _keep_funcs(funcs: list[str], name_attr_list: Message) -> None:
+    for g in name_attr_list.fields(1):
+        if g.wire_type == LEN:
+            _keep(funcs, g.head_text(4096))
+
+
+def iter_graph(graph: Message, clock: Clock | None = None) -> Iterator[tuple[str, Node]]:
     """Yield ``(function name or "", node)`` for every node of a GraphDef and its function library."""
+    clock = clock or Clock()
     for f in graph:
+        clock.tick()
         if f.wire_type != LEN:
             continue
         if f.number == 1:
-            yield "", read_node(f.submessage())
+            yield "", read_node(f.submessage(), clock)
         elif f.number == 2:
             for fn in f.submessage().fields(1):
                 if fn.wire_type != LEN:
                     continue
+                # Two passes (the name, then the nodes) rather than holding every node of a
+                # function until its name is known: a function can hold millions of them.
+                body = fn.submessage()
                 fname = ""
-                nodes: list[Node] = []
-                for part in fn.submessage():
-                    if part.wire_type != LEN:
-                        continue
-                    if part.number == 1:
+                for part in body.fields(1):
+                    if part.wire_type == LEN:
                         fname = next((g.head_text(4096) for g in part.submessage().fields(1) if g.wire_type == LEN), "")
-                    elif part.number == 3:
-                        nodes.append(read_node(part.submessage()))
-                for node in nodes:
-                    yield fname, node
+                for part in body.fields(3):
+                    if part.wire_type == LEN:
+                        yield fname, read_node(part.submessage(), clock)
 
 
-def library_functions(graph: Message) -> set[str]:
-    """Names of the functions a GraphDef defines (they may be used as ops)."""
+def library_functions(graph: Message, clock: Clock | None = None) -> set[str]:
+    """Names of the functions a GraphDef defines (they may be used as ops); at most ``MAX_FUNCTIONS``."""
+    clock = clock or Clock()
     names: set[str] = set()
     for lib in graph.fields(2):
         if lib.wire_type != LEN:
             continue
         for fn in lib.submessage().fields(1):
+            clock.tick()
             if fn.wire_type != LEN:
                 continue
             for sig in fn.submessage().fields(1):
                 if sig.wire_type == LEN:
-                    names.update(g.head_text(4096) for g in sig.submessage().fields(1) if g.wire_type == LEN)
+                    for g in sig.submessage().fields(1):
+                        if g.wire_type == LEN and len(names) < MAX_FUNCTIONS:
+                            names.add(g.head_text(4096))
     return names
 
 
@@ -189,22 +238,33 @@ class _Checker:
         self.source = source
         self.ctx = ctx
         self.counts: dict[tuple[str, str], int] = {}
+        self.other: dict[str, int] = {}  # per rule: nodes whose op came after MAX_KINDS distinct ones
+        self.listed = 0  # findings listed, against max_findings_per_file
+        self.unlisted = 0  # listable findings dropped by that cap
+        self.clock = Clock(ctx.deadline())
 
     def add(self, rule: Rule, node: Node, function: str, message: str, severity: Severity | None = None,
             **details: Any) -> None:
         key = (rule.id, node.op)
+        if key not in self.counts and len(self.counts) >= MAX_KINDS:
+            self.other[rule.id] = self.other.get(rule.id, 0) + 1  # a million distinct op names
+            return
         self.counts[key] = self.counts.get(key, 0) + 1
         if self.counts[key] > _MAX_REPORTED_PER_OP:
             return
+        if self.listed >= self.ctx.limits.max_findings_per_file:
+            self.unlisted += 1
+            return
+        self.listed += 1
         where = f" in function {function!r}" if function else ""
         self.ctx.add(rule.finding(self.ctx.location(self.source, offset=node.offset),
                                   f"{message}: op {node.op!r} (node {node.name!r}{where})", severity=severity,
                                   op=node.op, node=node.name, function=function, **details))
 
     def graph(self, graph: Message) -> int:
-        known = library_functions(graph)
+        known = library_functions(graph, self.clock)
         count = 0
-        for function, node in iter_graph(graph):
+        for function, node in iter_graph(graph, self.clock):
             count += 1
             self.node(node, function, known)
         return count
@@ -235,12 +295,26 @@ class _Checker:
                          severity=Severity.MEDIUM, called=called[:200])
 
     def summary(self) -> None:
+        rules_by_id = {r.id: r for r in RULES}
+        other = dict(self.other)
+        summaries = 0
         for (rule_id, op), n in self.counts.items():
-            if n > _MAX_REPORTED_PER_OP:
-                rule = next(r for r in RULES if r.id == rule_id)
-                self.ctx.add(rule.finding(self.ctx.location(self.source),
-                                          f"{n - _MAX_REPORTED_PER_OP} more nodes with op {op!r} not listed",
-                                          op=op, count=n))
+            if n <= _MAX_REPORTED_PER_OP:
+                continue
+            if summaries >= self.ctx.limits.max_findings_per_file:
+                other[rule_id] = other.get(rule_id, 0) + n - _MAX_REPORTED_PER_OP
+                continue
+            summaries += 1
+            self.ctx.add(rules_by_id[rule_id].finding(self.ctx.location(self.source),
+                                                      f"{n - _MAX_REPORTED_PER_OP} more nodes with op {op!r} not "
+                                                      "listed", op=op, count=n))
+        for rule_id, n in other.items():
+            self.ctx.add(rules_by_id[rule_id].finding(self.ctx.location(self.source),
+                                                      f"{n} more nodes not listed individually", count=n))
+        if self.unlisted:
+            self.ctx.add(rules.LIMIT_EXCEEDED.finding(
+                self.ctx.location(self.source), f"{self.unlisted} more findings not listed",
+                limit="max_findings_per_file"))
 
 
 def _in_saver(node: str, function: str) -> bool:
@@ -252,7 +326,7 @@ def _in_saver(node: str, function: str) -> bool:
 def analyze_saved_model(msg: Message, source: Source, ctx: Context) -> Outcome:
     """Check a SavedModel (saved_model.pb): every meta graph, its graph, library and asset paths."""
     checker = _Checker(source, ctx)
-    graphs = nodes = 0
+    graphs = nodes = assets = 0
     for meta in msg.fields(2):
         if meta.wire_type != LEN:
             continue
@@ -264,8 +338,8 @@ def analyze_saved_model(msg: Message, source: Source, ctx: Context) -> Outcome:
                 nodes += checker.graph(part.submessage())
             elif part.number == 6:
                 for name in part.submessage().fields(2):
-                    if name.wire_type == LEN:
-                        _check_asset(name.head_text(4096), name.offset, source, ctx)
+                    if name.wire_type == LEN and assets < ctx.limits.max_findings_per_file:
+                        assets += _check_asset(name.head_text(4096), name.offset, source, ctx)
     checker.summary()
     return Outcome("tf-savedmodel", ArtifactStatus.ANALYZED, f"{graphs} graph(s), {nodes} node(s)")
 
@@ -278,11 +352,14 @@ def analyze_graph_def(msg: Message, source: Source, ctx: Context) -> Outcome:
     return Outcome("tf-graphdef", ArtifactStatus.ANALYZED, f"{nodes} node(s)")
 
 
-def _check_asset(name: str, offset: int, source: Source, ctx: Context) -> None:
+def _check_asset(name: str, offset: int, source: Source, ctx: Context) -> int:
+    """Report an asset path that leaves the assets directory; returns how many findings (0 or 1)."""
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
         ctx.add(ASSET_PATH.finding(ctx.location(source, offset=offset),
                                    f"asset file {name[:200]!r} leaves the assets directory", asset=name[:200]))
+        return 1
+    return 0
 
 
 def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcome:
@@ -295,10 +372,13 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
     from aivet.analyzers.keras import check_keras_json_text
 
     objects = 0
+    deadline = ctx.deadline()
     for node in msg.fields(1):
         if node.wire_type != LEN:
             continue
         objects += 1
+        if objects % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+            raise LimitExceeded("max_seconds_per_file", "Keras metadata walk ran out of time", node.offset)
         for f in node.submessage():
             if f.wire_type != LEN or f.value < 2:
                 continue
@@ -308,7 +388,13 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
                     ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
                                                          "Keras metadata string too large", limit="max_string_bytes"))
                     continue
-                check_keras_json_text(f.bytes(), source, ctx, pointer=f"/nodes/{objects - 1}")
+                raw = f.bytes()
+                if json_cost(raw) > MAX_JSON_COST:
+                    ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
+                                                         "Keras metadata JSON too costly to parse",
+                                                         limit="max_json_cost"))
+                    continue
+                check_keras_json_text(raw, source, ctx, pointer=f"/nodes/{objects - 1}")
     return Outcome("keras-metadata", ArtifactStatus.ANALYZED, f"{objects} saved object(s)")
 
 

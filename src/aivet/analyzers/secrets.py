@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import json
 import math
 import re
@@ -107,7 +106,25 @@ class _Detector:
 
 def _d(rule: Rule, kind: str, pattern: str, prefix_len: int, body_group: int = 0,
        check: Callable[[re.Match[str], str], Secret | None] | None = None) -> _Detector:
-    return _Detector(rule, kind, re.compile(pattern), prefix_len, body_group, check)
+    return _Detector(rule, kind, re.compile(_left_bounded(pattern)), prefix_len, body_group, check)
+
+
+_LITERAL_HEAD = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-?")
+
+
+def _left_bounded(pattern: str) -> str:
+    """``pattern`` with a left-boundary look-behind placed just after its literal prefix.
+
+    A match inside a longer identifier is rejected anyway (the check in :func:`find_secrets`),
+    but without this each start inside a run such as ``eyJeyJeyJ...`` would scan the whole
+    bounded body again (thousands of steps per character). After the prefix, the look-behind
+    keeps the engine's fast literal search and rejects those starts at once.
+    """
+    head = _LITERAL_HEAD.match(pattern)
+    if head is None or len(head.group(0)) < 2:
+        return pattern
+    lit = head.group(0)
+    return f"{lit}(?<![A-Za-z0-9_\\-]{re.escape(lit)}){pattern[len(lit):]}"
 
 
 def shannon_entropy(text: str) -> float:
@@ -232,11 +249,30 @@ _DETECTORS: tuple[_Detector, ...] = (
 _AWS_SECRET_NEAR = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
+# Pattern matches examined per detector and text. Each costs Python work (entropy, a JWT header
+# decoded, the window around an AWS key id), so a file made of token-shaped strings would
+# otherwise cost seconds per megabyte; far more than are ever reported (max_findings_per_file).
+MAX_CANDIDATES = 5_000
+
+
 def find_secrets(text: str) -> list[Secret]:
     """Every secret in ``text``, in order of position (no overlaps)."""
+    return search_secrets(text, None)[0]
+
+
+def search_secrets(text: str, max_candidates: int | None) -> tuple[list[Secret], bool]:
+    """The secrets in ``text`` in order of position, and whether the search stopped early.
+
+    At most ``max_candidates`` matches of each detector are examined (``None``: all); when a
+    detector has more, the second value is true and later secrets may be missing.
+    """
     found: list[Secret] = []
+    stopped = False
     for det in _DETECTORS:
-        for m in det.pattern.finditer(text):
+        for n, m in enumerate(det.pattern.finditer(text)):
+            if max_candidates is not None and n >= max_candidates:
+                stopped = True
+                break
             if det.rule is not DATABASE_URL and m.start() > 0 and text[m.start() - 1] in _WORD:
                 continue
             if det.check is not None:
@@ -259,7 +295,7 @@ def find_secrets(text: str) -> list[Secret]:
         if kept and s.start < kept[-1].end:
             continue
         kept.append(s)
-    return kept
+    return kept, stopped
 
 
 def _with_nearby_aws_secret(secret: Secret, text: str) -> Secret:
@@ -287,17 +323,32 @@ def scan_text(text: str, location_base: Location, ctx: Context) -> int:
     the text's first character) is added to line numbers inside the text; with a
     ``pointer`` and no line (a JSON string value) findings keep the pointer only.
     """
-    secrets = find_secrets(text)
+    return scan_text_bounded(text, location_base, ctx)[0]
+
+
+def scan_text_bounded(text: str, location_base: Location, ctx: Context) -> tuple[int, bool]:
+    """:func:`scan_text`, also saying whether the search was cut short (the caller's artifact is then PARTIAL).
+
+    A cut-short search adds a LIMIT-EXCEEDED finding itself.
+    """
+    secrets, stopped = search_secrets(text, MAX_CANDIDATES)
+    if stopped:
+        ctx.add(LIMIT_EXCEEDED.finding(
+            location_base, f"more than {MAX_CANDIDATES} candidate matches of one secret pattern; the search "
+            "stopped there and later secrets may be missing", limit="max_secret_candidates"))
     if not secrets:
-        return 0
-    line_starts = [m.start() for m in re.finditer("\n", text)]
+        return 0, stopped
     cap = ctx.limits.max_findings_per_file
+    newlines, counted_to = 0, 0  # line numbers by counting forward: the secrets are in order
     for n, s in enumerate(secrets):
         if n >= cap:
-            ctx.add(LIMIT_EXCEEDED.finding(location_base, f"{len(secrets) - cap} more secrets not reported",
+            more = "at least " if stopped else ""
+            ctx.add(LIMIT_EXCEEDED.finding(location_base, f"{more}{len(secrets) - cap} more secrets not reported",
                                            limit="max_findings_per_file"))
             break
-        line: int | None = bisect.bisect_right(line_starts, s.start) + 1
+        newlines += text.count("\n", counted_to, s.start)
+        counted_to = s.start
+        line: int | None = newlines + 1
         if location_base.line is not None:
             line = location_base.line + (line or 1) - 1
         elif location_base.pointer is not None:
@@ -308,7 +359,7 @@ def scan_text(text: str, location_base: Location, ctx: Context) -> int:
         ctx.add(s.rule.finding(where, f"{s.rule.title}: {s.redacted}{hint}", severity=severity,
                                kind=s.kind, redacted=s.redacted, entropy=round(s.entropy, 2),
                                placeholder=s.placeholder, **dict(s.extra)))
-    return min(len(secrets), cap)
+    return min(len(secrets), cap), stopped
 
 
 def read_text(source: Source, limit: int) -> tuple[str, bool]:
@@ -326,11 +377,13 @@ def analyze_text(source: Source, ctx: Context) -> Outcome:
     """Analyzer for plain text files (README, licences, YAML, notes): report secrets."""
     limit = ctx.limits.max_text_file_bytes
     text, truncated = read_text(source, limit)
-    scan_text(text, ctx.location(source), ctx)
+    _, stopped = scan_text_bounded(text, ctx.location(source), ctx)
     if truncated:
         ctx.add(LIMIT_EXCEEDED.finding(
             ctx.location(source, offset=limit),
             f"text file larger than {limit} bytes; only the first {limit} bytes were searched for secrets",
             limit="max_text_file_bytes"))
         return Outcome("text", ArtifactStatus.PARTIAL, "truncated")
+    if stopped:
+        return Outcome("text", ArtifactStatus.PARTIAL, "secret search stopped early")
     return Outcome("text")

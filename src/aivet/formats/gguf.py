@@ -16,7 +16,9 @@ numeric arrays are skipped, not materialised; tensor data is never read here.
 from __future__ import annotations
 
 import enum
+import math
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -31,6 +33,7 @@ MAX_TENSOR_NAME = 63  # GGML_MAX_NAME is 64 including the terminating NUL
 ARRAY_SAMPLE = 8  # array items kept for reports
 SAMPLE_CHARS = 200  # a sampled string array item is cut to this
 _CHUNK = 64 * 1024
+_DEADLINE_EVERY = 4096  # entries parsed between two looks at the clock
 
 
 class ValueType(enum.IntEnum):
@@ -293,11 +296,25 @@ class _Reader:
 
 
 class _Parser:
-    def __init__(self, reader: _Reader, version: int, limits: Limits) -> None:
+    def __init__(self, reader: _Reader, version: int, limits: Limits, deadline: float = math.inf) -> None:
         self.r = reader
         self.limits = limits
         self.v1 = version == 1  # version 1 used 32-bit lengths and counts
         self.count = reader.u32 if self.v1 else reader.u64
+        self.deadline = deadline
+        self.entries = 0  # entries parsed one by one: key/values, tensor infos, arrays inside arrays
+
+    def tick(self) -> None:
+        """Count one entry parsed in Python, against ``max_metadata_entries`` and the deadline.
+
+        Per-array checks alone let arrays of arrays multiply: a million arrays of a million.
+        """
+        self.entries += 1
+        if self.entries > self.limits.max_metadata_entries:
+            raise LimitExceeded("max_metadata_entries", f"more than {self.limits.max_metadata_entries} "
+                                "metadata entries, tensor infos and nested arrays", self.r.pos)
+        if self.entries % _DEADLINE_EVERY == 0 and time.monotonic() > self.deadline:
+            raise LimitExceeded("max_seconds_per_file", "GGUF header parsing ran out of time", self.r.pos)
 
     def string(self, what: str) -> bytes:
         start = self.r.pos
@@ -361,6 +378,7 @@ class _Parser:
             self.r.skip_strings(count - head, 4 if self.v1 else 8, self.limits.max_string_bytes)
             return ArrayValue(item_type, count, tuple(items))
         for i in range(count):
+            self.tick()
             inner = self.array(depth + 1)
             nested = max(nested, inner.nested_depth + 1)
             if i < ARRAY_SAMPLE:
@@ -372,11 +390,12 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def read_gguf(fh: BinaryIO, size: int, limits: Limits) -> GGUFFile:
+def read_gguf(fh: BinaryIO, size: int, limits: Limits, deadline: float = math.inf) -> GGUFFile:
     """Parse the header, metadata and tensor infos of the GGUF file in ``fh`` (``size`` bytes).
 
     Raises :class:`FormatError` for malformed input and :class:`LimitExceeded`
-    when a bound in ``limits`` is reached. Tensor data is not read.
+    when a bound in ``limits`` is reached, or when ``time.monotonic()`` passes
+    ``deadline``. Tensor data is not read.
     """
     head = fh.read(8)
     if len(head) < 8 or head[:4] != MAGIC:
@@ -390,7 +409,7 @@ def read_gguf(fh: BinaryIO, size: int, limits: Limits) -> GGUFFile:
         order, version = ">", swapped
     reader = _Reader(fh, size, limits.max_header_bytes, order)
     reader.skip(8, "header")
-    parser = _Parser(reader, version, limits)
+    parser = _Parser(reader, version, limits, deadline)
     tensor_count = parser.count("tensor count")
     kv_count = parser.count("metadata count")
     # Smallest possible entries: length + type + a 1-byte value; length + n_dims + type + offset.
@@ -404,6 +423,7 @@ def read_gguf(fh: BinaryIO, size: int, limits: Limits) -> GGUFFile:
 
     metadata: list[KeyValue] = []
     for _ in range(kv_count):
+        parser.tick()
         at = reader.pos
         raw_key = parser.string("metadata key")
         vtype = parser.value_type(f"type of {_decode(raw_key)!r}")
@@ -413,6 +433,7 @@ def read_gguf(fh: BinaryIO, size: int, limits: Limits) -> GGUFFile:
 
     tensors: list[TensorInfo] = []
     for _ in range(tensor_count):
+        parser.tick()
         at = reader.pos
         raw_name = parser.string("tensor name")
         n_dims = reader.u32("tensor n_dims")

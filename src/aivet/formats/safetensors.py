@@ -97,6 +97,31 @@ class TensorSpec:
         return None if total % 8 else total // 8
 
 
+# What json.loads allocates, at most, per container (its first value included) and per further
+# value, one per comma (measured on CPython 3.11 with the hooks used here: an empty object in a
+# list ~200 bytes, a short string ~64).
+JSON_CONTAINER_COST = 256
+JSON_VALUE_COST = 64
+# The most memory a decoded header may take. A header of 100 MB of "{}," would otherwise take
+# 16 GB; real headers (thousands of tensors) estimate below 10 MB. TODO: a Limits field.
+MAX_HEADER_COST = 256 * 1024 * 1024
+
+
+def json_cost(text: str | bytes) -> int:
+    """An upper estimate of the bytes :func:`json.loads` allocates to decode ``text``.
+
+    Counts brackets and commas in C (inside strings too, which only over-estimates), so
+    a hostile document is refused before a single object is built.
+    """
+    if isinstance(text, bytes):
+        containers = text.count(b"{") + text.count(b"[")
+        values = text.count(b",")
+    else:
+        containers = text.count("{") + text.count("[")
+        values = text.count(",")
+    return containers * JSON_CONTAINER_COST + values * JSON_VALUE_COST
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
@@ -120,6 +145,10 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
         raise FormatError("file ended inside the header", 8 + len(raw))
     if not raw.startswith(b"{"):
         raise FormatError("header does not start with '{'", 8)
+    cost = json_cost(raw)
+    if cost > MAX_HEADER_COST:
+        raise LimitExceeded("max_header_bytes", f"safetensors header would take about {cost >> 20} MiB to "
+                            f"decode (more than {MAX_HEADER_COST >> 20} MiB)", 8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -149,6 +178,8 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
 
 class _Pairs(dict[str, Any]):
     """A JSON object that also remembers every pair in order (duplicates included)."""
+
+    __slots__ = ("items_list",)  # no per-object __dict__: a header may hold a million objects
 
     def __init__(self, items: list[tuple[str, Any]]) -> None:
         super().__init__(items)
