@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,15 @@ def test_file_limit_is_enforced(tmp_path: Path) -> None:
     ev = aivet.scan(tmp_path, limits=Limits(max_files=2))
     assert any(f.rule_id == rules.LIMIT_EXCEEDED.id for f in ev.findings)
     assert len(ev.artifacts) <= 3
+
+
+def test_python_that_starts_like_a_zlib_header_is_python(tmp_path: Path) -> None:
+    # 'x ' is 0x78 0x20, a valid zlib header checksum: it must not hide remote code from the Python checks.
+    source = b"x = __import__('os')\nx.system('echo hi')\n"
+    assert (source[0] * 256 + source[1]) % 31 == 0
+    assert sniff(source, "modeling_evil.py", len(source)) is Format.PYTHON
+    path = tmp_path / "modeling_evil.py"
+    path.write_bytes(source)
+    assert "CODE-PROCESS" in {f.rule_id for f in aivet.scan(path).findings}
+    blob = zlib.compress(b"x" * 100)
+    assert sniff(blob, "blob", len(blob)) is Format.ZLIB

@@ -94,7 +94,7 @@ def sniff(head: bytes, name: str, size: int) -> Format:
         return Format.SAFETENSORS
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
-    if head[0] == 0x78 and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0:
+    if head[0] == 0x78 and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0 and _inflates(head):
         return Format.ZLIB
     if head.startswith(_BENIGN_MAGIC):
         return Format.BENIGN_BINARY
@@ -114,6 +114,18 @@ def sniff(head: bytes, name: str, size: int) -> Format:
     if _looks_like_protobuf(head):
         return Format.PROTOBUF
     return Format.UNKNOWN
+
+
+def _inflates(head: bytes) -> bool:
+    """Whether ``head`` starts a zlib stream that decompresses. The two-byte header check alone
+    passes text such as ``x = 1`` (0x78 0x20), which would then never be read as Python."""
+    import zlib
+
+    try:
+        zlib.decompressobj().decompress(head[:1024], 1)
+    except zlib.error:
+        return False
+    return True
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
