@@ -90,3 +90,33 @@ def test_random_bytes_never_crash_the_decoder(data: bytes) -> None:
     except FormatError as exc:
         assert exc.offset is not None
     assert plausible_stream(data) in (True, False)
+
+
+# --- the data-only walk on hand-made streams (tests/test_pickle_inert.py has the large ones) ---
+
+@pytest.mark.parametrize("data, walked", [
+    (b"\x80\x04]\x94(h\x00e.", True),  # a list holding itself: GET of the entry just stored
+    (b"\x80\x04]\x94(h\x01e.", False),  # GET of an entry never stored
+    (b"\x80\x02]q\x00(K\x01h\x00e.", True),
+    (b"\x80\x02]q\x01(K\x01e.", False),  # BINPUT skipping entry 0
+    (b"\x80\x04](K\x01K\x02\x86e.", True),  # TUPLE2 of two values
+    (b"\x80\x04](K\x01\x86e.", False),  # TUPLE2 of one: underflow
+    (b"\x80\x04](]K\x01ae.", True),  # APPEND right after the inner list
+    (b"\x80\x04](K\x01ae.", False),  # APPEND with one item in its frame
+    (b"\x80\x04(K\x01e.", False),  # APPENDS with nothing under its mark
+    (b"\x80\x04](e(K\x01e.", True),  # an empty batch is allowed
+    (b"\x80\x04]\x94(\x94e.", False),  # MEMOIZE in an empty frame
+    (b"\x80\x04]].", False),  # two values left at STOP (the emulator allows it: emulated)
+    (b"\x80\x04](K\x01.", False),  # a mark still open at STOP (likewise)
+    (b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00]\x94(e.", True),  # FRAME ending at the end
+    (b"\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00]\x94(e.", False),  # FRAME running past it
+    (b"\x80\x04\x8c\x01\xe9\x94.", False),  # strings are walked only when ASCII
+])
+def test_data_only_walk_on_small_streams(data: bytes, walked: bool) -> None:
+    from aivet.analyzers.pickle_vm import PickleVM
+    from aivet.formats.pickle_ops import inert_pickle_end
+    from aivet.limits import Limits
+
+    assert (inert_pickle_end(data, 0, len(data), 1_000) == len(data)) is walked
+    if walked:  # what the walk accepts, the emulator reads without error
+        PickleVM(data, Limits()).run()
