@@ -181,16 +181,20 @@ def test_token_shaped_strings_stop_at_the_candidate_bound() -> None:
 
     assert growth(work, 600) <= 1.5  # linear would give about 4: the search stops at 500
     ctx, status = _scan("".join(f"hf_{i:06d}aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1g\n"
-                                for i in range(secrets.MAX_CANDIDATES + 10)).encode(), "notes.txt")
+                                for i in range(510)).encode(), "notes.txt", _ctx(max_secret_candidates=500))
     assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_secret_candidates") == 1
     hits = [f for f in ctx.findings if f.rule_id == "SECRET-HF-TOKEN"]
     assert len(hits) == DEFAULT_LIMITS.max_findings_per_file and hits[-1].location.line == len(hits)
 
 
+def test_the_default_candidate_bound_is_far_above_what_is_reported() -> None:
+    assert DEFAULT_LIMITS.max_secret_candidates >= 10 * DEFAULT_LIMITS.max_findings_per_file
+
+
 @pytest.mark.timeout(HANG_TIMEOUT)
 def test_python_with_too_many_tokens_is_not_parsed() -> None:
     # ast.parse holds about a kilobyte per node: one megabyte of "0," took 500 MB (8 MB: 4 GB).
-    code = "y = [" + "0," * (pycode.MAX_PY_TOKENS // 2 + 10) + "]\n"
+    code = "y = [" + "0," * (DEFAULT_LIMITS.max_python_tokens // 2 + 10) + "]\n"
     ctx = Context("t")
     status, peak = memory_peak(lambda: _py(code, ctx))
     assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_python_tokens") == 1
@@ -218,12 +222,14 @@ def test_a_megabyte_value_passed_to_many_calls_is_not_copied_for_each(monkeypatc
         built[0] += len(text)
         return text
 
-    monkeypatch.setattr(pycode, "repr", counting_repr, raising=False)
+    from aivet.analyzers import pycode_calls
+
+    monkeypatch.setattr(pycode_calls, "repr", counting_repr, raising=False)  # where short_repr lives
     code = "import os\ny = 'a' * 1000000\n" + "os.path.join(y, y)\n" * 3000
     ctx = Context("t")
     assert _py(code, ctx) is ArtifactStatus.PARTIAL  # the folding budget ran out: values cost by size
     assert _limit_hits(ctx, "max_fold_steps") == 1
-    assert built[0] < 1_000_000, built[0]
+    assert 0 < built[0] < 1_000_000, built[0]  # short_repr was reached, and copied only the ends
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
@@ -238,15 +244,14 @@ def test_the_same_decoded_code_run_many_times_is_analysed_once() -> None:
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
-def test_decoded_code_shares_the_token_bound_of_its_file(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoded_code_shares_the_token_bound_of_its_file() -> None:
     # Distinct payloads (no memo hit), each small in the file (base64 is one token), together
     # over the bound: the file and the code decoded from it share it.
     import base64
 
-    monkeypatch.setattr(pycode, "MAX_PY_TOKENS", 20_000)
     payloads = [base64.b64encode((f"# {i}\n" + "a = 1\n" * 2000).encode()).decode() for i in range(4)]
     code = "import base64\n" + "".join(f"exec(base64.b64decode({p!r}))\n" for p in payloads)
-    ctx = Context("t")
+    ctx = _ctx(max_python_tokens=20_000)
     assert _py(code, ctx) is ArtifactStatus.PARTIAL
     assert _limit_hits(ctx, "max_python_tokens") >= 1
 
@@ -284,12 +289,9 @@ def test_json_that_would_take_gigabytes_is_not_parsed() -> None:
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
-def test_json_lines_are_read_one_at_a_time_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aivet.analyzers import config
-
-    monkeypatch.setattr(config, "MAX_JSONL_LINES", 1000)
+def test_json_lines_are_read_one_at_a_time_and_bounded() -> None:
     data = b'{"a": 1}\n' * 100_000  # splitlines() held 100,000 strings at once
-    (ctx, status), peak = memory_peak(lambda: _scan(data, "data.jsonl"))
+    (ctx, status), peak = memory_peak(lambda: _scan(data, "data.jsonl", _ctx(max_jsonl_lines=1000)))
     assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_jsonl_lines") == 1
     assert peak < 4 * len(data), peak
 
@@ -309,27 +311,27 @@ def _safetensors(header: str, data: bytes = b"") -> bytes:
 @pytest.mark.timeout(HANG_TIMEOUT)
 def test_safetensors_header_of_empty_objects_is_refused_before_decoding() -> None:
     # 4 MB of "{}," in __metadata__ took 660 MB to decode (a 100 MB header: 16 GB).
-    data = _safetensors('{"__metadata__":{"a":[' + "{}," * 1_100_000 + '{}]}}')
+    data = _safetensors('{"__metadata__":{"a":[' + "{}," * 1_600_000 + '{}]}}')
     (ctx, status), peak = memory_peak(lambda: _scan(data, "model.safetensors"))
-    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_header_bytes") == 1
+    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_json_cost") == 1
     assert peak < 3 * len(data), peak
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
 def test_safetensors_gaps_holding_pickles_are_analysed_a_bounded_number_of_times() -> None:
-    from aivet.analyzers import safetensors as st_scan
-
-    n = st_scan.MAX_INSPECTED_REGIONS + 200
+    inspected, analysed = 300, 5
+    n = inspected + 200
     header = "{" + ",".join(f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{20 * i + 19},{20 * i + 20}]}}'
                             for i in range(n)) + "}"
     data = _safetensors(header, (b"\x80\x04K\x01." + b"\0" * 15) * n)  # a pickle in every gap
     tally = Tally()
-    ctx = Context("t")
+    ctx = _ctx(max_inspected_regions=inspected, max_analysed_regions=analysed)
     status = analyze_source(counting_source(data, "model.safetensors", tally), ctx)
-    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_inspected_regions") == 1
+    # Reporter.limit reports the first bound hit only: the analysed one comes first here
+    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_analysed_regions") == 1
     nested = [a for a in ctx.artifacts if "!" in a.path]
-    assert len(nested) == st_scan.MAX_ANALYSED_REGIONS  # each was a whole nested scan; there were 1,200
-    assert tally.opens <= st_scan.MAX_INSPECTED_REGIONS + 2 * st_scan.MAX_ANALYSED_REGIONS + 2
+    assert len(nested) == analysed  # each was a whole nested scan; there were 500
+    assert tally.opens <= inspected + 2 * analysed + 2
     assert any(f.rule_id == "SAFETENSORS-GAP" and f.severity.name == "HIGH" for f in ctx.findings)
 
 
@@ -367,11 +369,18 @@ def test_gguf_chat_templates_are_analysed_a_bounded_number_of_times(monkeypatch:
     from aivet.analyzers import gguf as gguf_scan
 
     calls: list[str] = []
-    monkeypatch.setattr(gguf_scan, "analyze_template", lambda text, where, ctx: calls.append(text))
+    def analyze_template(text: str, where: Location, ctx: Context) -> ArtifactStatus:
+        calls.append(text)
+        return ArtifactStatus.ANALYZED
+
+    monkeypatch.setattr(gguf_scan, "analyze_template", analyze_template)
     kvs = [_gs(b"tokenizer.chat_template.t%d" % i) + struct.pack("<I", 8) + _gs(b"{{ x }}") for i in range(100)]
     ctx, status = _scan(_gguf(kvs), "model.gguf")
-    assert len(calls) == gguf_scan.MAX_TEMPLATES
-    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_templates") == 1
+    assert len(calls) == DEFAULT_LIMITS.max_templates_per_file
+    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_templates_per_file") == 1
+    calls.clear()
+    ctx, status = _scan(_gguf(kvs), "model.gguf", _ctx(max_templates_per_file=3))
+    assert len(calls) == 3 and _limit_hits(ctx, "max_templates_per_file") == 1
 
 
 def test_gguf_duplicate_keys_are_found_in_linear_work() -> None:

@@ -110,7 +110,12 @@ def test_references_trust_flags_and_quantization() -> None:
 def _fake_template(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Location]]:
     calls: list[tuple[str, Location]] = []
     fake = types.ModuleType("aivet.analyzers.template")
-    fake.analyze_template = lambda text, location, ctx: calls.append((text, location))  # type: ignore[attr-defined]
+
+    def analyze_template(text: str, location: Location, ctx: Context) -> ArtifactStatus:
+        calls.append((text, location))
+        return ArtifactStatus.ANALYZED
+
+    fake.analyze_template = analyze_template  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "aivet.analyzers.template", fake)
     return calls
 
@@ -136,6 +141,30 @@ def test_real_template_analyzer_is_reached_when_present() -> None:
     findings, _ = analyze({"chat_template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
                           name="tokenizer_config.json")
     assert any(f.location.pointer == "/chat_template" and f.severity >= Severity.HIGH for f in findings)
+
+
+def test_a_template_stopped_by_its_budget_makes_the_config_partial() -> None:
+    from tests.fixtures.templates import CHATML
+
+    findings, outcome = analyze({"chat_template": CHATML}, name="tokenizer_config.json")
+    assert outcome.status is ArtifactStatus.ANALYZED
+    findings, outcome = analyze({"chat_template": CHATML}, name="tokenizer_config.json", max_template_steps=5)
+    assert outcome.status is ArtifactStatus.PARTIAL
+    assert [f.details["limit"] for f in findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"] == ["max_template_steps"]
+    # one stopped template among several is enough
+    findings, outcome = analyze({"chat_template": [{"name": "a", "template": "hi"},
+                                                   {"name": "b", "template": CHATML}]},
+                                name="chat_template.json", max_template_steps=30)
+    assert outcome.status is ArtifactStatus.PARTIAL
+
+
+def test_chat_templates_per_file_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_template(monkeypatch)
+    value = [{"name": f"t{i}", "template": f"T{i}"} for i in range(5)]
+    findings, outcome = analyze({"chat_template": value}, name="chat_template.json", max_templates_per_file=2)
+    assert [text for text, _ in calls] == ["T0", "T1"] and outcome.status is ArtifactStatus.PARTIAL
+    [hit] = [f for f in findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"]
+    assert hit.details["limit"] == "max_templates_per_file" and hit.location.pointer == "/chat_template/2/template"
 
 
 def test_secrets_anywhere_in_json_with_line_numbers() -> None:

@@ -224,6 +224,20 @@ def test_template_findings_point_at_the_metadata_value(tmp_path: Path) -> None:
     assert findings[0].details["template_line"] == 3
 
 
+def test_a_template_stopped_by_its_budget_makes_the_file_partial() -> None:
+    from aivet.evidence import ArtifactStatus
+
+    def status(limits: Limits) -> tuple[ArtifactStatus, list[Finding]]:
+        ctx = Context("t", ScanOptions(limits=limits))
+        outcome = scan_gguf.analyze(Source.from_bytes(gguf_bytes(spec_with(kvs=fx.base_kvs(CHATML))), "m.gguf"), ctx)
+        return outcome.status, ctx.findings
+
+    assert status(Limits())[0] is ArtifactStatus.ANALYZED
+    stopped, findings = status(Limits(max_template_steps=5))
+    assert stopped is ArtifactStatus.PARTIAL
+    assert [f.details["limit"] for f in findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"] == ["max_template_steps"]
+
+
 def test_gap_of_padding_only_is_not_reported() -> None:
     # A writer aligns each tensor: 8 bytes of data then 24 bytes of zero padding is normal.
     spec = spec_with(tensors=[Tensor("a", (2,)), Tensor("b", (2,))])

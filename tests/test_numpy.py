@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import aivet
 from aivet.analyzers.numpy import itemsize, parse_header
 from aivet.evidence import Severity
 from aivet.formats import FormatError, LimitExceeded
+from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures import marker_path, marker_shell
 from tests.fixtures.pickles import Ops
 
@@ -102,6 +104,20 @@ def test_huge_header_length_is_bounded(tmp_path: Path) -> None:
         parse_header(io.BytesIO(data), 1 << 20)
     with pytest.raises(FormatError, match="runs past"):
         parse_header(io.BytesIO(data), 1 << 32)
+
+
+def test_header_parsed_as_a_literal_is_bounded_by_its_limit(tmp_path: Path) -> None:
+    data = _npy(np.arange(4, dtype="<f4"), version=(2, 0))
+    (hlen,) = struct.unpack_from("<I", data, 8)
+    with pytest.raises(LimitExceeded) as exc:
+        parse_header(io.BytesIO(data), 1 << 20, hlen - 1)
+    assert exc.value.limit == "max_npy_header_bytes"
+    path = tmp_path / "a.npy"
+    path.write_bytes(data)
+    assert not aivet.scan(path).findings
+    evidence = aivet.scan(path, limits=replace(DEFAULT_LIMITS, max_npy_header_bytes=hlen - 1))
+    assert [f.details["limit"] for f in evidence.findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"] == [
+        "max_npy_header_bytes"]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

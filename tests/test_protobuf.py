@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import aivet
+from aivet.analyzers.protobuf import classify
+from aivet.evidence import ArtifactStatus
 from aivet.formats import FormatError, LimitExceeded
-from aivet.formats.protobuf import I32, I64, LEN, VARINT, Message, open_message, plausible_message, read_varint
+from aivet.formats.protobuf import (
+    DEADLINE_EVERY,
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    Message,
+    open_message,
+    plausible_message,
+    read_varint,
+)
 from aivet.formats.sniff import Format, sniff
 from aivet.limits import DEFAULT_LIMITS
 from tests.fixtures.tf_files import f_bytes, f_fixed32, f_varint, graph_def, node, saved_model, varint
-from tests.fixtures.work import HANG_TIMEOUT
+from tests.fixtures.work import HANG_TIMEOUT, growth, python_lines
 
 
 def walk(msg: Message, depth_budget: int = 8) -> int:
@@ -184,3 +198,48 @@ def test_head_text_truncates_instead_of_failing() -> None:
     limits = replace(DEFAULT_LIMITS, max_string_bytes=4)
     (f,) = Message.parse(f_bytes(1, "abcdefgh"), limits)
     assert f.head_text(3) == "abc"
+
+
+# ---------------------------------------------------------------------------------------------
+# The top-level walks before dispatch (validate, classify) read a memory-mapped file, which no
+# byte limit bounds: they keep the per-file deadline.
+# ---------------------------------------------------------------------------------------------
+
+def _many_fields(n: int) -> bytes:
+    return f_varint(99, 1) * n  # an unknown schema: only validate and classify ever walk it
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_validate_stops_at_a_passed_deadline_whatever_the_size() -> None:
+    def work(n: int) -> int:
+        def run() -> None:
+            with pytest.raises(LimitExceeded) as exc:
+                Message.parse(_many_fields(n)).validate(deadline=0.0)
+            assert exc.value.limit == "max_seconds_per_file"
+        return python_lines(run)[1]
+
+    assert growth(work, 4 * DEADLINE_EVERY) <= 1.2  # the walk stops at the first look at the clock
+    assert Message.parse(_many_fields(10)).validate() == 10  # no deadline: every field, counted
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+@pytest.mark.parametrize("shape", ["top-level", "meta-graph"])
+def test_classify_stops_at_a_passed_deadline(shape: str) -> None:
+    inner = f_bytes(1, b"x") * 20_000
+    data = _many_fields(20_000) if shape == "top-level" else f_varint(1, 1) + f_bytes(2, inner)
+    assert classify(Message.parse(data), "model.pb") in ("", "savedmodel")  # no deadline: an answer
+    with pytest.raises(LimitExceeded) as exc:
+        classify(Message.parse(data), "model.pb", deadline=0.0)
+    assert exc.value.limit == "max_seconds_per_file"
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_a_memory_mapped_protobuf_is_walked_within_the_deadline(tmp_path: Path) -> None:
+    nodes = f_bytes(1, f_bytes(1, b"n") + f_bytes(2, b"Const")) * 50_000  # a frozen GraphDef, sniffed as one
+    (tmp_path / "model.pb").write_bytes(nodes)
+    evidence = aivet.scan(tmp_path, limits=replace(DEFAULT_LIMITS, max_seconds_per_file=0.0))
+    [artifact] = evidence.artifacts
+    assert artifact.status is ArtifactStatus.PARTIAL
+    hits = [f for f in evidence.findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"]
+    assert [f.details["limit"] for f in hits] == ["max_seconds_per_file"]
+    assert "framing check" in hits[0].message  # validate() stopped, before any analyzer walked

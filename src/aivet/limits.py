@@ -36,14 +36,23 @@ class Limits:
     max_metadata_depth: int = 16  # nested GGUF arrays (llama.cpp itself reads none)
     max_template_bytes: int = 512 * KiB  # a chat template parsed (real ones are < 50 KiB; parsing is slow)
     max_template_steps: int = 3_000_000  # chat-template analysis steps (~0.5 us each); benign 512 KiB use < 1.5 M
+    max_templates_per_file: int = 16  # chat templates analysed per GGUF or config file (real ones have 1 to 3)
+    max_npy_header_bytes: int = 64 * KiB  # .npy header parsed as a literal (~1 KiB per token); numpy writes < 10 KB
     max_text_file_bytes: int = 8 * MiB  # Python, JSON, Jinja files read whole
     max_protobuf_bytes: int = 512 * MiB  # ONNX / SavedModel graphs parsed (weights are skipped)
     max_protobuf_depth: int = 64
     max_hdf5_objects: int = 20_000  # HDF5 groups/datasets visited from the root
     max_hdf5_messages: int = 1_000_000  # object header messages read in one HDF5 file
     max_hdf5_metadata_bytes: int = 1 * GiB  # HDF5 metadata (headers, heaps, B-trees) read per file
+    # Safetensors bytes no tensor claims (gaps, trailing data): regions sniffed, and regions analysed as files
+    max_inspected_regions: int = 1_000
+    max_analysed_regions: int = 20
     # Repository text: remote code, configs, secrets
     max_json_bytes: int = 64 * MiB  # JSON parsed whole (tokenizer.json of large-vocabulary models is ~35 MiB)
+    max_json_cost: int = 384 * MiB  # estimated decode memory of one JSON document or header (real: < 220 MiB)
+    max_jsonl_lines: int = 1_000_000  # JSON lines parsed per .jsonl file (each costs Python work)
+    max_python_tokens: int = 200_000  # Python tokens parsed per file, decoded code included (real: < 100,000)
+    max_secret_candidates: int = 5_000  # matches examined per secret pattern and text (each costs Python work)
     max_decoded_bytes: int = 1 * MiB  # a payload decoded from base64/hex/zlib in Python source
     max_decode_depth: int = 4  # decoded code that itself decodes code, analysed this many levels deep
     max_fold_steps: int = 1_000_000  # constant-folding steps per Python file and the code decoded from it

@@ -94,11 +94,9 @@ _TOKENIZER_NAMES = ("tokenizer_config.json", "chat_template.json", "processor_co
 _MODULE_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,95})?$")
 _WALK_LIMIT = 200_000  # values visited looking for trust_remote_code (tokenizer.json holds millions)
-# Estimated memory (aivet.formats.safetensors.json_cost) a JSON file may take to parse: 64 MiB
-# of "{}," would take 4 GiB; the largest real tokenizer.json files (a 262k vocabulary with half
-# a million merges) estimate near 220 MiB. TODO: becomes Limits.max_json_cost.
-MAX_JSON_COST = 384 * 1024 * 1024
-MAX_JSONL_LINES = 1_000_000  # JSON lines parsed per file (each costs Python work). TODO: a Limits field.
+# Limits.max_json_cost bounds the memory a JSON file may take to parse, estimated by
+# aivet.formats.safetensors.json_cost: 64 MiB of "{}," would take 4 GiB; the largest real
+# tokenizer.json files (a 262k vocabulary with half a million merges) estimate near 220 MiB.
 _SECURITY_KEYS = frozenset({"auto_map", "chat_template", "custom_pipelines", "trust_remote_code", "quant_method",
                             "tokenizer_class", "_name_or_path"})
 
@@ -144,11 +142,11 @@ def analyze(source: Source, ctx: Context) -> Outcome:
         return Outcome("json", ArtifactStatus.PARTIAL, "too large to parse")
     if name.endswith(".jsonl"):
         return _analyze_lines(text, source, ctx, secrets_stopped)
-    cost = json_cost(text)
-    if cost > MAX_JSON_COST:
+    cost, max_cost = json_cost(text), ctx.limits.max_json_cost
+    if cost > max_cost:
         ctx.add(LIMIT_EXCEEDED.finding(
             ctx.location(source), f"JSON would take about {cost >> 20} MiB to parse (more than "
-            f"{MAX_JSON_COST >> 20} MiB); only searched for secrets", limit="max_json_cost"))
+            f"{max_cost >> 20} MiB); only searched for secrets", limit="max_json_cost"))
         return Outcome("json", ArtifactStatus.PARTIAL, "too costly to parse")
     try:
         data, dups = parse_json(text)
@@ -168,25 +166,30 @@ def analyze(source: Source, ctx: Context) -> Outcome:
             severity=Severity.HIGH if security else None, keys=dups.keys, count=dups.count))
     fmt = "hf-config" if name == "config.json" else "tokenizer-config" if name in _TOKENIZER_NAMES else "json"
     if isinstance(data, dict):
-        _check_config(data, source, ctx)
+        templates = _check_config(data, source, ctx)
+    else:
+        templates = ArtifactStatus.ANALYZED
     if name != "tokenizer.json":  # its millions of vocabulary entries hold no settings
         _trust_flags(data, source, ctx)
     if secrets_stopped:
         return Outcome(fmt, ArtifactStatus.PARTIAL, "secret search stopped early")
+    if templates is not ArtifactStatus.ANALYZED:  # a template past its budget, or one not analysed
+        return Outcome(fmt, ArtifactStatus.PARTIAL, "a chat template was not fully analysed")
     return Outcome(fmt)
 
 
 def _analyze_lines(text: str, source: Source, ctx: Context, secrets_stopped: bool) -> Outcome:
     deadline = ctx.deadline()
+    max_lines, max_cost = ctx.limits.max_jsonl_lines, ctx.limits.max_json_cost
     for n, line in enumerate(_lines(text), 1):
-        if n > MAX_JSONL_LINES or (n % 4096 == 0 and time.monotonic() > deadline):
-            limit = "max_jsonl_lines" if n > MAX_JSONL_LINES else "max_seconds_per_file"
+        if n > max_lines or (n % 4096 == 0 and time.monotonic() > deadline):
+            limit = "max_jsonl_lines" if n > max_lines else "max_seconds_per_file"
             ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, line=n), f"JSON lines checked up to line {n - 1}; "
                                            "the rest were only searched for secrets", limit=limit))
             return Outcome("jsonl", ArtifactStatus.PARTIAL, "too many lines")
         if not line.strip():
             continue
-        if json_cost(line) > MAX_JSON_COST:
+        if json_cost(line) > max_cost:
             ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, line=n), "JSON line too costly to parse",
                                            limit="max_json_cost"))
             return Outcome("jsonl", ArtifactStatus.PARTIAL, "too costly to parse")
@@ -214,7 +217,8 @@ def _lines(text: str) -> Iterator[str]:
         start = stop + 1
 
 
-def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> None:
+def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> ArtifactStatus:
+    """Check the settings of a config; return the status of its chat templates (ANALYZED when none)."""
     auto_map = data.get("auto_map")
     refs: list[tuple[str, str]] = []  # (pointer, reference)
     if isinstance(auto_map, dict):
@@ -247,7 +251,8 @@ def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> None:
                                          f"quant_method {method[:80]!r} is not one transformers ships",
                                          quant_method=method[:80]))
     if "chat_template" in data:
-        _chat_templates(data["chat_template"], source, ctx)
+        return _chat_templates(data["chat_template"], source, ctx)
+    return ArtifactStatus.ANALYZED
 
 
 def _check_refs(refs: list[tuple[str, str]], source: Source, ctx: Context) -> None:
@@ -291,7 +296,8 @@ def _check_references(data: dict[str, Any], source: Source, ctx: Context) -> Non
             severity=Severity.LOW if odd else None, key=key, value=value[:200]))
 
 
-def _chat_templates(value: Any, source: Source, ctx: Context) -> None:
+def _chat_templates(value: Any, source: Source, ctx: Context) -> ArtifactStatus:
+    """Analyse each chat template; PARTIAL when one was skipped or stopped at a limit."""
     templates: list[tuple[str, str]] = []
     if isinstance(value, str):
         templates.append(("/chat_template", value))
@@ -306,20 +312,30 @@ def _chat_templates(value: Any, source: Source, ctx: Context) -> None:
         ctx.add(INVALID_TEMPLATE.finding(ctx.location(source, pointer="/chat_template"),
                                          f"chat_template is a {type(value).__name__}"))
     if not templates:
-        return
+        return ArtifactStatus.ANALYZED
     try:
         template = importlib.import_module("aivet.analyzers.template")
     except ModuleNotFoundError as exc:  # the template analyzer is optional while it is being written
         if exc.name != "aivet.analyzers.template":
             raise
-        return
+        return ArtifactStatus.PARTIAL
+    status = ArtifactStatus.ANALYZED
+    max_templates = ctx.limits.max_templates_per_file
+    if len(templates) > max_templates:
+        ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, pointer=templates[max_templates][0]),
+                                       f"{len(templates)} chat templates; only the first {max_templates} "
+                                       "were analysed", limit="max_templates_per_file"))
+        templates, status = templates[:max_templates], ArtifactStatus.PARTIAL
     for pointer, text in templates:
         if len(text) > ctx.limits.max_string_bytes:
             ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, pointer=pointer),
                                            f"chat template of {len(text)} characters not analysed",
                                            limit="max_string_bytes"))
+            status = ArtifactStatus.PARTIAL
             continue
-        template.analyze_template(text, Location(source.path, pointer=pointer), ctx)
+        if template.analyze_template(text, Location(source.path, pointer=pointer), ctx) is not ArtifactStatus.ANALYZED:
+            status = ArtifactStatus.PARTIAL
+    return status
 
 
 def _trust_flags(data: Any, source: Source, ctx: Context) -> None:

@@ -143,9 +143,6 @@ seed_oss grovemoe apertus minimax-m2 cogvlm mistral3 llama-embed kimi-linear
 """.split())
 
 _INT64_MAX = 2**63 - 1
-# Chat templates analysed per file (real files have one to three: default, tool_use, rag); each
-# is a Jinja parse. TODO: becomes a Limits field.
-MAX_TEMPLATES = 16
 _PAYLOAD_MAGIC = ((b"\x80\x02", "pickle"), (b"\x80\x03", "pickle"), (b"\x80\x04", "pickle"),
                   (b"\x80\x05", "pickle"), (b"PK\x03\x04", "zip archive"), (b"\x1f\x8b", "gzip stream"))
 
@@ -168,7 +165,7 @@ def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report:
     firsts: dict[bytes, gguf.KeyValue] = {}
     for kv in parsed.metadata:  # one pass: a search per duplicated key would be quadratic
         firsts.setdefault(kv.raw_key, kv)
-    templates = 0
+    templates, max_templates = 0, ctx.limits.max_templates_per_file  # each is a Jinja parse
     for raw, n in counts.items():
         if n > 1:
             first = firsts[raw]
@@ -182,11 +179,14 @@ def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report:
             if text is None:
                 report.add(MALFORMED_METADATA, f"{kv.key} is a {kv.type.name.lower()}, not a string",
                            offset=kv.offset, pointer=kv.key, severity=Severity.MEDIUM, key=kv.key)
-            elif templates >= MAX_TEMPLATES:
-                report.limit("max_templates", f"more than {MAX_TEMPLATES} chat templates; the rest were not analysed")
+            elif templates >= max_templates:
+                report.limit("max_templates_per_file",
+                             f"more than {max_templates} chat templates; the rest were not analysed")
             else:
                 templates += 1
-                analyze_template(text, ctx.location(source, offset=kv.value_offset, pointer=kv.key), ctx)
+                where = ctx.location(source, offset=kv.value_offset, pointer=kv.key)
+                if analyze_template(text, where, ctx) is not ArtifactStatus.ANALYZED:
+                    report.partial = True  # the template says why (a LIMIT-EXCEEDED or parse finding)
 
     alignment = parsed.get("general.alignment")
     if alignment is not None:

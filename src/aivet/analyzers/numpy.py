@@ -20,6 +20,7 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
+from aivet.limits import DEFAULT_LIMITS
 from aivet.rules import ATLAS_EVADE, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 MAGIC = b"\x93NUMPY"
@@ -51,12 +52,16 @@ _KINDS_WITH_SIZE = {"b": 1, "i": 1, "u": 1, "f": 1, "c": 1, "m": 1, "M": 1, "S":
 _MAX_DIMS = 64
 # The header is parsed with ast.literal_eval, whose syntax tree holds about a kilobyte per
 # token at its peak: a 4 MB header of "0," took 2 GB. numpy writes headers under 10,000 bytes
-# and refuses larger ones unless allow_pickle is set. TODO: becomes Limits.max_npy_header_bytes.
-MAX_LITERAL_HEADER = 64 * 1024
+# and refuses larger ones unless allow_pickle is set; Limits.max_npy_header_bytes bounds it.
 
 
-def parse_header(fh: BinaryIO, max_header: int) -> tuple[dict[str, Any], int]:
-    """Read and validate a ``.npy`` header; return (header dict, offset of the array data)."""
+def parse_header(fh: BinaryIO, max_header: int,
+                 max_literal: int = DEFAULT_LIMITS.max_npy_header_bytes) -> tuple[dict[str, Any], int]:
+    """Read and validate a ``.npy`` header; return (header dict, offset of the array data).
+
+    ``max_header`` bounds the header length read (``max_header_bytes``); ``max_literal`` the
+    length parsed as a Python literal (``max_npy_header_bytes``).
+    """
     pre = fh.read(10)
     if len(pre) < 10 or not pre.startswith(MAGIC):
         raise FormatError("not a .npy file (bad magic)", 0)
@@ -74,10 +79,10 @@ def parse_header(fh: BinaryIO, max_header: int) -> tuple[dict[str, Any], int]:
         start = 12
     if hlen > max_header:
         raise LimitExceeded("max_header_bytes", f".npy header of {hlen} bytes", 8)
-    raw = fh.read(min(hlen, MAX_LITERAL_HEADER + 1))
-    if len(raw) < min(hlen, MAX_LITERAL_HEADER + 1):
+    raw = fh.read(min(hlen, max_literal + 1))
+    if len(raw) < min(hlen, max_literal + 1):
         raise FormatError(".npy header runs past the end of the file", start)
-    if hlen > MAX_LITERAL_HEADER:
+    if hlen > max_literal:
         raise LimitExceeded("max_npy_header_bytes", f".npy header of {hlen} bytes is too large to parse "
                             f"(numpy itself refuses more than 10,000 unless trusted)", 8)
     try:
@@ -137,7 +142,7 @@ def itemsize(descr: Any, depth: int = 0) -> tuple[int, bool]:
 def analyze(source: Source, ctx: Context) -> Outcome:
     """Analyze a ``.npy`` file: validate the header, check the size, emulate object-array pickles."""
     with source.open() as fh:
-        header, data_offset = parse_header(fh, ctx.limits.max_header_bytes)
+        header, data_offset = parse_header(fh, ctx.limits.max_header_bytes, ctx.limits.max_npy_header_bytes)
     size, has_object = itemsize(header["descr"])
     count = 1
     for d in header["shape"]:

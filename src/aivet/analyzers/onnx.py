@@ -80,8 +80,10 @@ RUNTIME_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.micros
                              "com.microsoft.dml", "com.ms.internal.nhwc", "ai.onnx.contrib", "org.pytorch.aten",
                              "com.microsoft.mlfeaturizers"})
 _MAX_REPORTED = 50  # custom-op findings per (domain, op)
-# Bounds on what the walk remembers (TODO: Limits fields): distinct custom (domain, op) pairs,
-# local functions and external files; metadata properties shown; locations per tensor.
+# Bounds on what the walk remembers: distinct custom (domain, op) pairs, local functions and
+# external files; metadata properties shown; locations per tensor. They are memory caps, not
+# Limits fields: the work stays bounded by max_protobuf_bytes and the deadline whatever they are,
+# real models come nowhere near them, and past them the walk only counts (LIMIT-EXCEEDED says so).
 _MAX_KINDS = 10_000
 _MAX_META = 50
 _MAX_LOCATIONS = 16

@@ -10,14 +10,16 @@ a GraphDef has ``node`` (1), ``library`` (2) and ``versions`` (4) messages.
 
 from __future__ import annotations
 
+import time
+
 from aivet import rules
 from aivet.analyzers import onnx, savedmodel
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus
-from aivet.formats import FormatError
-from aivet.formats.protobuf import LEN, VARINT, Message, open_message
+from aivet.formats import FormatError, LimitExceeded
+from aivet.formats.protobuf import DEADLINE_EVERY, LEN, VARINT, Message, open_message
 
 RULES = ()  # this module only dispatches; see aivet.analyzers.onnx and aivet.analyzers.savedmodel
 
@@ -28,8 +30,12 @@ _GRAPH_DEF_FIELDS = {(1, LEN), (2, LEN), (3, VARINT), (4, LEN), (5, LEN)}
 _MAX_TOP_FIELDS = 100_000  # a frozen GraphDef has one top-level field per node
 
 
-def classify(msg: Message, name: str) -> str:
-    """The kind of protobuf: ``onnx``, ``savedmodel``, ``graphdef``, ``keras-metadata``, ``fingerprint`` or ``""``."""
+def classify(msg: Message, name: str, deadline: float | None = None) -> str:
+    """The kind of protobuf: ``onnx``, ``savedmodel``, ``graphdef``, ``keras-metadata``, ``fingerprint`` or ``""``.
+
+    Looks at most ``_MAX_TOP_FIELDS`` top-level fields; with ``deadline`` (``time.monotonic()``)
+    raises :class:`LimitExceeded` once it has passed.
+    """
     base = name.rsplit("/", 1)[-1].lower()
     if base == "keras_metadata.pb":
         return "keras-metadata"
@@ -45,9 +51,10 @@ def classify(msg: Message, name: str) -> str:
             first_meta = f.submessage()
         if count >= _MAX_TOP_FIELDS:
             break
+        _check_deadline(count + 1, deadline, f.offset)
     if (7, LEN) in seen and seen <= _ONNX_FIELDS:
         return "onnx"
-    if seen <= _SAVED_MODEL_FIELDS and first_meta is not None and _is_meta_graph(first_meta):
+    if seen <= _SAVED_MODEL_FIELDS and first_meta is not None and _is_meta_graph(first_meta, deadline):
         return "savedmodel"
     if (1, LEN) in seen and seen <= _GRAPH_DEF_FIELDS:
         return "graphdef"
@@ -56,9 +63,18 @@ def classify(msg: Message, name: str) -> str:
     return ""
 
 
-def _is_meta_graph(msg: Message) -> bool:
+def _check_deadline(count: int, deadline: float | None, offset: int) -> None:
+    if deadline is not None and count % DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+        raise LimitExceeded("max_seconds_per_file", f"protobuf classification ran out of time after {count} fields",
+                            offset)
+
+
+def _is_meta_graph(msg: Message, deadline: float | None = None) -> bool:
+    fields: set[tuple[int, int]] = set()
     try:
-        fields = {(f.number, f.wire_type) for f in msg}
+        for count, f in enumerate(msg, 1):  # a MetaGraphDef may be most of the file: every field is walked
+            fields.add((f.number, f.wire_type))
+            _check_deadline(count, deadline, f.offset)
     except FormatError:  # a string that does not frame as a message is simply not one
         return False
     return bool(fields) and all(w == LEN for _, w in fields) and any(n in (1, 2) for n, _ in fields)
@@ -67,8 +83,9 @@ def _is_meta_graph(msg: Message) -> bool:
 def analyze(source: Source, ctx: Context) -> Outcome:
     """Analyse a protobuf file: classify it, then run the ONNX or TensorFlow analyzer."""
     with open_message(source.opener, source.size, source.fs_path, ctx.limits) as msg:
-        msg.validate()  # framing errors of the top level surface as FormatError before any finding
-        kind = classify(msg, source.name)
+        deadline = ctx.deadline()  # a memory-mapped file may hold hundreds of millions of fields
+        msg.validate(deadline)  # framing errors of the top level surface as FormatError before any finding
+        kind = classify(msg, source.name, deadline)
         if kind == "onnx":
             return onnx.analyze_model(msg, source, ctx)
         if kind == "savedmodel":

@@ -15,15 +15,14 @@ are one severity level higher than the same call inside a function.
 Ordinary ``transformers``-style modeling code (torch, math, logging,
 ``os.path.join``, warnings, typing) must stay silent at MEDIUM and above.
 Name resolution, constant folding and the bounded decoders live in
-:mod:`aivet.analyzers.pyfold`.
+:mod:`aivet.analyzers.pyfold`; what call names and paths mean (the tables the
+checks consult) in :mod:`aivet.analyzers.pycode_calls`.
 """
 
 from __future__ import annotations
 
 import ast
 import io
-import re
-import reprlib
 import time
 import tokenize
 from collections.abc import Iterator
@@ -32,6 +31,32 @@ from typing import Any
 
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
+from aivet.analyzers.pycode_calls import (
+    BASE64_BLOB,
+    BLOB_MIN,
+    CREDENTIAL_CALLS,
+    CREDENTIAL_PATHS,
+    DESERIALIZE_CALLS,
+    EXEC_CALLS,
+    HEX_BLOB,
+    HUB_DOWNLOADS,
+    IMPORT_CALLS,
+    NATIVE_PREFIXES,
+    NETWORK_BENIGN,
+    PERSISTENCE_PATHS,
+    PROCESS_CALLS,
+    PROCESS_PREFIXES,
+    REMOTE_LOADERS,
+    SAFE_ENCODINGS,
+    SECRET_ENV_NAME,
+    WRITE_CALLS,
+    is_main_guard,
+    is_network_module,
+    is_pip_install,
+    kw_is,
+    outside_repo,
+    short_repr,
+)
 from aivet.analyzers.pyfold import (
     FoldBudget,
     Resolver,
@@ -129,65 +154,7 @@ RULES = (EXEC, OBFUSCATED_EXEC, PROCESS, PIP_INSTALL, NETWORK, CREDENTIAL_ACCESS
          WRITE_OUTSIDE, PERSISTENCE, DESERIALIZATION, UNSAFE_TORCH_LOAD, NATIVE, DYNAMIC_IMPORT, OBFUSCATION,
          NESTED_REMOTE_CODE, HUB_DOWNLOAD, SYNTAX_ERROR, ENCODING)
 
-# -- what calls mean ----------------------------------------------------------------------------
-
-_EXEC_CALLS = frozenset({"builtins.exec", "builtins.eval", "builtins.compile", "builtins.execfile",
-                         "code.InteractiveInterpreter.runsource", "runpy.run_path", "runpy.run_module"})
-_PROCESS_PREFIXES = ("subprocess.", "pty.spawn", "os.exec", "os.spawn", "os.posix_spawn", "commands.",
-                     "asyncio.create_subprocess_", "popen2.")
-_PROCESS_CALLS = frozenset({"os.system", "os.popen", "os.startfile", "os.forkpty", "platform.popen"})
-_NETWORK_MODULES = ("socket", "urllib.request", "urllib2", "urllib3", "http.client", "httplib", "requests",
-                    "httpx", "aiohttp", "ftplib", "smtplib", "poplib", "imaplib", "telnetlib", "paramiko",
-                    "pycurl", "websocket", "websockets", "xmlrpc.client", "dns.resolver")
-_NETWORK_BENIGN = frozenset({"socket.gethostname", "socket.getfqdn", "socket.gethostbyname", "socket.AF_INET",
-                             "socket.SOCK_STREAM", "requests.exceptions", "requests.utils"})
-_DESERIALIZE_CALLS = frozenset({
-    "marshal.loads", "marshal.load", "pickle.loads", "pickle.load", "pickle.Unpickler", "_pickle.loads",
-    "_pickle.load", "cPickle.loads", "cPickle.load", "dill.loads", "dill.load", "cloudpickle.loads",
-    "cloudpickle.load", "joblib.load", "shelve.open", "types.CodeType", "types.FunctionType",
-    "jsonpickle.decode", "yaml.unsafe_load", "yaml.full_load"})
-_NATIVE_PREFIXES = ("ctypes.", "cffi.", "_ctypes.", "torch.utils.cpp_extension.load")  # the last compiles C++ on load
-_IMPORT_CALLS = frozenset({"builtins.__import__", "importlib.import_module", "importlib.__import__",
-                           "imp.load_source", "importlib.machinery.SourceFileLoader"})
-_HUB_DOWNLOADS = frozenset({"huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download",
-                            "transformers.utils.cached_file", "transformers.utils.hub.cached_file"})
-_CREDENTIAL_CALLS = frozenset({"huggingface_hub.HfFolder.get_token", "huggingface_hub.get_token",
-                               "huggingface_hub.utils.get_token", "keyring.get_password",
-                               "keyring.get_credential", "browser_cookie3.load", "browser_cookie3.chrome",
-                               "browser_cookie3.firefox", "getpass.getpass", "win32crypt.CryptUnprotectData"})
-_WRITE_CALLS = frozenset({"shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move",
-                          "shutil.rmtree", "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.rename",
-                          "os.replace", "os.chmod", "os.chown", "os.symlink", "os.link", "os.truncate",
-                          "pathlib.Path.write_text", "pathlib.Path.write_bytes", "pathlib.Path.unlink",
-                          "pathlib.Path.rmdir", "pathlib.Path.touch", "pathlib.Path.symlink_to"})
-
-_CREDENTIAL_PATHS = re.compile(
-    r"(?i)(\.ssh(?:/|$)|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.aws/credentials|\.aws/config|\.netrc"
-    r"|huggingface/token|\.huggingface/token|\.git-credentials|\.docker/config\.json|/etc/shadow|/etc/passwd"
-    r"|\.kube/config|\.gnupg|\.pypirc|gh/hosts\.yml|\.config/gcloud|application_default_credentials"
-    r"|\.azure/|google-chrome|chromium|mozilla/firefox|Login Data|Local State|Cookies\.sqlite|\.password-store"
-    r"|keychain|\.local/share/keyrings|wallet\.dat|\.bash_history|\.zsh_history)")
-_PERSISTENCE_PATHS = re.compile(
-    r"(?i)(\.bashrc|\.bash_profile|\.profile|\.zshrc|\.zprofile|\.config/fish|authorized_keys|/etc/cron"
-    r"|crontab|/var/spool/cron|\.config/autostart|/etc/rc\.local|/etc/profile|/etc/systemd|\.config/systemd"
-    r"|sitecustomize\.py|usercustomize\.py|site-packages/[^/]*\.pth$|\.pth$|/etc/ld\.so\.preload"
-    r"|LaunchAgents|LaunchDaemons)")
-_SECRET_ENV_NAME = re.compile(r"(?i)(TOKEN|SECRET|PASSW(OR)?D|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
-                              r"AUTH|SESSION|COOKIE|_KEY$)")
-_REMOTE_LOADERS = ("from_pretrained", "pipeline", "from_config", "load", "snapshot_download", "AutoModel",
-                   "load_dataset")
-_BASE64_BLOB = re.compile(r"[A-Za-z0-9+/=\s]+")
-_HEX_BLOB = re.compile(r"[0-9a-fA-F\s]+")
-_BLOB_MIN = 512  # a string literal this long made only of base64/hex characters is worth a look
-_SAFE_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso-8859-1", "cp1252", "iso-8859-15",
-                             "utf8", "latin1"})
-
 _LEVELS = list(Severity)
-# Tokens parsed per file, decoded code included (see token_estimate); real remote code has
-# under 100,000. TODO: becomes Limits.max_python_tokens.
-MAX_PY_TOKENS = 200_000
-_REPR = reprlib.Repr()  # lists shown in messages: a few items, each cut short
-_REPR.maxlist, _REPR.maxstring, _REPR.maxlevel = 8, 40, 2
 _DEADLINE_EVERY = 4096  # nodes walked between two looks at the clock
 _MAX_SCOPE_LINES = 10  # lines remembered per scope for the exfiltration finding (it shows ten)
 
@@ -284,7 +251,7 @@ def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except (SyntaxError, LookupError):
         encoding = "utf-8"
-    if encoding.lower().replace("_", "-") not in _SAFE_ENCODINGS:
+    if encoding.lower().replace("_", "-") not in SAFE_ENCODINGS:
         ctx.add(OBFUSCATION.finding(ctx.location(source, line=1),
                                     f"source declares the unusual encoding {encoding!r}, a known way to hide "
                                     "code from readers", encoding=encoding))
@@ -304,12 +271,12 @@ def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
 def analyze_python_text(text: str, report: _Report, *, truncated: bool = False) -> None:
     """Parse ``text`` and report what it does; a syntax error is a finding."""
     budget = report.budget()
-    tokens = token_estimate(text)
-    if budget.tokens + tokens > MAX_PY_TOKENS:
+    tokens, max_tokens = token_estimate(text), report.ctx.limits.max_python_tokens  # decoded code included
+    if budget.tokens + tokens > max_tokens:
         # ast.parse holds about a kilobyte per node at its peak: a megabyte of "0," would take
         # half a gigabyte. Too much code (or decoded code) is a bound hit, not a parse.
         report.partial = True
-        report.add(LIMIT_EXCEEDED, 1, f"about {tokens} Python tokens; more than {MAX_PY_TOKENS} per file (with the "
+        report.add(LIMIT_EXCEEDED, 1, f"about {tokens} Python tokens; more than {max_tokens} per file (with the "
                    "code decoded from it) are not parsed", limit="max_python_tokens")
         return
     budget.tokens += tokens
@@ -358,7 +325,7 @@ class _Checker:
                     if not isinstance(node, ast.Lambda):
                         stack.extend(node.decorator_list)
                     continue
-                if skip_defs and isinstance(node, ast.If) and _is_main_guard(node.test):
+                if skip_defs and isinstance(node, ast.If) and is_main_guard(node.test):
                     stack.extend(node.orelse)
                     continue
                 stack.extend(ast.iter_child_nodes(node))
@@ -396,7 +363,7 @@ class _Checker:
                 stack.extend((c, scope) for c in reversed(outer_parts))
                 stack.extend((c, inner) for c in reversed(body))
                 continue
-            if isinstance(node, ast.If) and _is_main_guard(node.test):
+            if isinstance(node, ast.If) and is_main_guard(node.test):
                 inner = _Scope("__main__", False)
                 self.scopes.append(inner)
                 stack.extend((c, inner) for c in reversed(node.body))
@@ -441,7 +408,7 @@ class _Checker:
     def _import(self, node: ast.Import | ast.ImportFrom) -> None:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         for name in names:
-            if name and _is_network_module(name):
+            if name and is_network_module(name):
                 self.report.add(NETWORK, node.lineno, f"imports network module {name}", severity=Severity.LOW,
                                 module=name)
             if name.split(".")[0] in ("ctypes", "cffi", "_ctypes"):
@@ -458,10 +425,10 @@ class _Checker:
         line = node.lineno
         text = self._call_text(name, node)
         where = self._where(scope)
-        if name in _EXEC_CALLS:
+        if name in EXEC_CALLS:
             self._exec(node, name, text, scope)
-        elif name in _PROCESS_CALLS or name.startswith(_PROCESS_PREFIXES):
-            if _is_pip_install(node, r):
+        elif name in PROCESS_CALLS or name.startswith(PROCESS_PREFIXES):
+            if is_pip_install(node, r):
                 self.report.add(PIP_INSTALL, line, f"installs packages {where}: {text}",
                                 severity=self._sev(PIP_INSTALL, scope), call=text)
             else:
@@ -470,30 +437,30 @@ class _Checker:
         elif name in ("pip.main", "pip._internal.main", "pip._internal.cli.main.main"):
             self.report.add(PIP_INSTALL, line, f"calls pip {where}: {text}", severity=self._sev(PIP_INSTALL, scope),
                             call=text)
-        elif _is_network_module(name) and name not in _NETWORK_BENIGN and not name.startswith(
+        elif is_network_module(name) and name not in NETWORK_BENIGN and not name.startswith(
                 ("requests.exceptions.", "urllib.request.pathname2url")):
             _note(scope.network, line)
             self.report.add(NETWORK, line, f"network call {where}: {text}", severity=self._sev(NETWORK, scope),
                             call=text)
-        elif name in _DESERIALIZE_CALLS:
+        elif name in DESERIALIZE_CALLS:
             self.report.add(DESERIALIZATION, line, f"{name} {where}: {text}",
                             severity=self._sev(DESERIALIZATION, scope), call=text)
-        elif name.startswith(_NATIVE_PREFIXES):
+        elif name.startswith(NATIVE_PREFIXES):
             self.report.add(NATIVE, line, f"native code {where}: {text}", severity=self._sev(NATIVE, scope),
                             call=text)
-        elif name in _IMPORT_CALLS:
+        elif name in IMPORT_CALLS:
             self._dynamic_import(node, name, text, scope)
-        elif name in _CREDENTIAL_CALLS:
+        elif name in CREDENTIAL_CALLS:
             _note(scope.credentials, line)
             self.report.add(CREDENTIAL_ACCESS, line, f"reads credentials {where}: {text}",
                             severity=self._sev(CREDENTIAL_ACCESS, scope), call=text)
         elif name in ("torch.load", "torch.serialization.load"):
-            if not _kw_is(node, "weights_only", True):
+            if not kw_is(node, "weights_only", True):
                 self.report.add(UNSAFE_TORCH_LOAD, line, f"torch.load without weights_only=True {where}: {text}",
                                 call=text)
-        elif name in ("numpy.load",) and _kw_is(node, "allow_pickle", True):
+        elif name in ("numpy.load",) and kw_is(node, "allow_pickle", True):
             self.report.add(UNSAFE_TORCH_LOAD, line, f"numpy.load with allow_pickle=True {where}: {text}", call=text)  # safe-load: message text
-        elif name in _HUB_DOWNLOADS:
+        elif name in HUB_DOWNLOADS:
             self.report.add(HUB_DOWNLOAD, line, f"downloads from the Hub {where}: {text}", call=text)
         elif name in ("builtins.getattr",):
             self._getattr(node, scope)
@@ -504,9 +471,9 @@ class _Checker:
                       "builtins.dict", "json.dumps", "builtins.str", "builtins.repr") and (
                 name.startswith("os.environ.") or any(r.qualname(a) == "os.environ" for a in node.args)):
             self._env_dump(node, scope)
-        if name in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open") or name in _WRITE_CALLS:
+        if name in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open") or name in WRITE_CALLS:
             self._file_access(node, name, text, scope)
-        if _kw_is(node, "trust_remote_code", True) and name.rsplit(".", 1)[-1] in _REMOTE_LOADERS:
+        if kw_is(node, "trust_remote_code", True) and name.rsplit(".", 1)[-1] in REMOTE_LOADERS:
             target = r.fold(node.args[0]) if node.args else None
             repo = target.text[:200] if target and target.text is not None else None
             self.report.add(NESTED_REMOTE_CODE, line,
@@ -519,7 +486,7 @@ class _Checker:
         for a in [*node.args, *(k.value for k in node.keywords)][:6]:
             f = self.resolver.fold(a)
             if f is not None and f.value is not None:
-                parts.append(_short_repr(f.value))
+                parts.append(short_repr(f.value))
             else:
                 q = self.resolver.qualname(a)
                 parts.append(q if q else "…")
@@ -571,7 +538,7 @@ class _Checker:
         attr = self.resolver.fold(node.args[1])
         if attr is not None and attr.text is not None and (attr.obfuscated or attr.composed):
             self.report.add(OBFUSCATION, node.lineno, f"attribute name assembled at run time: getattr(…, "
-                            f"{_short_repr(attr.text)})", attribute=attr.text[:100])
+                            f"{short_repr(attr.text)})", attribute=attr.text[:100])
         elif attr is None:
             target = self.resolver.qualname(node.args[0])
             if target and target.split(".")[0] in ("os", "subprocess", "builtins", "socket", "sys", "importlib"):
@@ -593,7 +560,7 @@ class _Checker:
         if folded is None or folded.text is None:
             return
         var = folded.text
-        if _SECRET_ENV_NAME.search(var) and var not in ("TOKENIZERS_PARALLELISM",):
+        if SECRET_ENV_NAME.search(var) and var not in ("TOKENIZERS_PARALLELISM",):
             _note(scope.credentials, line)
             self.report.add(SECRET_ENV, line, f"reads secret environment variable {var} {self._where(scope)}",
                             variable=var[:100])
@@ -610,19 +577,19 @@ class _Checker:
 
     def _string(self, node: ast.Constant, scope: _Scope) -> None:
         value = str(node.value)
-        if len(value) < 4096 and _CREDENTIAL_PATHS.search(value):
+        if len(value) < 4096 and CREDENTIAL_PATHS.search(value):
             self._credential_path(value, node.lineno, scope)
-        if len(value) >= _BLOB_MIN:
+        if len(value) >= BLOB_MIN:
             self._blob(value, node.lineno)
 
     def _credential_path(self, value: str, line: int, scope: _Scope) -> None:
-        m = _CREDENTIAL_PATHS.search(value)
+        m = CREDENTIAL_PATHS.search(value)
         if m is None or line in self.credential_lines:
             return
         self.credential_lines.add(line)
         _note(scope.credentials, line)
         self.report.add(CREDENTIAL_ACCESS, line, f"refers to credential store {m.group(0)!r} {self._where(scope)}",
-                        severity=self._sev(CREDENTIAL_ACCESS, scope), path=_short_repr(value))
+                        severity=self._sev(CREDENTIAL_ACCESS, scope), path=short_repr(value))
 
     def _assembled_path(self, node: ast.BinOp | ast.JoinedStr, scope: _Scope) -> None:
         # Path.home() / ".cache" / "huggingface" / "token", f"{home}/.ssh/id_rsa", "~" + "/.netrc"
@@ -638,18 +605,18 @@ class _Checker:
             if isinstance(a, ast.Constant):
                 continue
             f = self.resolver.fold(a)
-            if f is not None and f.text is not None and len(f.text) < 4096 and _CREDENTIAL_PATHS.search(f.text):
+            if f is not None and f.text is not None and len(f.text) < 4096 and CREDENTIAL_PATHS.search(f.text):
                 self._credential_path(f.text, node.lineno, scope)
 
     def _blob(self, value: str, line: int) -> None:
         stripped = value.strip()
-        kind = "hex" if _HEX_BLOB.fullmatch(stripped) else "base64" if _BASE64_BLOB.fullmatch(stripped) else None
+        kind = "hex" if HEX_BLOB.fullmatch(stripped) else "base64" if BASE64_BLOB.fullmatch(stripped) else None
         if kind is None or " " in stripped[:200]:
             return
         decoded = decode_blob(stripped, kind, self.report.ctx.limits.max_decoded_bytes)
         self.report.add(OBFUSCATION, line, f"{len(value)}-character {kind} string literal", encoding=kind,
                         length=len(value))
-        if decoded is not None and looks_like_python(decoded, MAX_PY_TOKENS):
+        if decoded is not None and looks_like_python(decoded, self.report.ctx.limits.max_python_tokens):
             self._nested(decoded, line, f"{kind} literal")
 
     def _file_access(self, node: ast.Call, name: str, text: str, scope: _Scope) -> None:
@@ -671,10 +638,10 @@ class _Checker:
         target = path.text if path is not None and path.text is not None else None
         if target is None:
             return
-        if _PERSISTENCE_PATHS.search(target):
+        if PERSISTENCE_PATHS.search(target):
             self.report.add(PERSISTENCE, node.lineno, f"writes start-up file {target!r} {self._where(scope)}: {text}",
                             call=text, path=target[:200])
-        elif _outside_repo(target):
+        elif outside_repo(target):
             self.report.add(WRITE_OUTSIDE, node.lineno, f"writes outside the repository {self._where(scope)}: {text}",
                             severity=self._sev(WRITE_OUTSIDE, scope), call=text, path=target[:200])
 
@@ -699,52 +666,3 @@ class _Checker:
 def _note(lines: list[int], line: int) -> None:
     if len(lines) < _MAX_SCOPE_LINES:
         lines.append(line)
-
-
-def _is_network_module(name: str) -> bool:
-    return any(name == m or name.startswith(m + ".") for m in _NETWORK_MODULES)
-
-
-def _is_main_guard(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value == "__main__")
-
-
-def _kw_is(node: ast.Call, name: str, value: object) -> bool:
-    v = keyword_arg(node, name)
-    return isinstance(v, ast.Constant) and v.value is value
-
-
-def _is_pip_install(node: ast.Call, r: Resolver) -> bool:
-    words: list[str] = []
-    for a in node.args[:1]:
-        f = r.fold(a)
-        if f is not None and f.text is not None:
-            words += f.text.split()
-        elif isinstance(a, (ast.List, ast.Tuple)):
-            for e in a.elts[:20]:
-                fe = r.fold(e)
-                words.append(fe.text if fe is not None and fe.text is not None else "?")
-    for i, w in enumerate(words[:-1]):
-        if (w.endswith("pip") or w.endswith("pip3") or w in ("uv", "conda", "mamba")) and words[i + 1] in (
-                "install", "add"):
-            return True
-    return False
-
-
-def _outside_repo(path: str) -> bool:
-    p = path.replace("\\", "/")
-    return (p.startswith(("/", "~")) or re.match(r"^[A-Za-z]:/", p) is not None or "/../" in f"/{p}/"
-            or p.startswith("$HOME"))
-
-
-def _short_repr(value: object) -> str:
-    if isinstance(value, (str, bytes)) and len(value) > 200:
-        # Only the ends are shown, so only the ends are turned into text: a call on a
-        # megabyte value must not copy it (the message is made for every call).
-        return repr(value[:60])[:60] + "…" + repr(value[-12:])[-12:]
-    if isinstance(value, list):
-        return _REPR.repr(value)[:80]
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + "…" + text[-12:]

@@ -109,11 +109,10 @@ RULES = (DUPLICATE_KEY, MALFORMED_TENSOR, UNKNOWN_DTYPE, OVERLAP, GAP, TRAILING_
 KNOWN_FORMATS = frozenset({"pt", "tf", "flax", "mlx", "np", "numpy", "paddle", "jax", "torch", "pytorch"})
 LARGE_METADATA_VALUE = 64 * 1024  # HF metadata values are short strings
 MAX_PER_RULE = 20  # findings listed per rule; the rest are counted in one summary finding
-# Unclaimed regions (gaps, trailing bytes) sniffed per file, and analysed as nested files when
-# executable. Each costs an open and a read (an analysis: a whole scan), and a header can
-# describe a gap between every two of a quarter of a million tensors. TODO: Limits fields.
-MAX_INSPECTED_REGIONS = 1_000
-MAX_ANALYSED_REGIONS = 20
+# Unclaimed regions (gaps, trailing bytes) are sniffed per file up to Limits.max_inspected_regions,
+# and analysed as nested files when executable up to Limits.max_analysed_regions. Each costs an
+# open and a read (an analysis: a whole scan), and a header can describe a gap between every two
+# of a quarter of a million tensors.
 _EXECUTABLE = frozenset({Format.PICKLE, Format.ZIP, Format.TAR, Format.GZIP, Format.BZIP2, Format.XZ,
                          Format.ZLIB, Format.LZ4, Format.SEVENZIP, Format.PYTHON, Format.NUMPY, Format.HDF5})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -240,13 +239,13 @@ def inspect_region(source: Source, ctx: Context, start: int, length: int, member
 
     Returns the executable format's name (or ``None``) and the first bytes. Used for
     bytes that no tensor claims, in safetensors and GGUF files alike. With ``report``,
-    at most ``MAX_INSPECTED_REGIONS`` regions are sniffed (then ``(None, b"")`` and a
-    LIMIT-EXCEEDED finding) and ``MAX_ANALYSED_REGIONS`` analysed.
+    at most ``max_inspected_regions`` regions are sniffed (then ``(None, b"")`` and a
+    LIMIT-EXCEEDED finding) and ``max_analysed_regions`` analysed.
     """
     if report is not None:
         report.inspected += 1
-        if report.inspected > MAX_INSPECTED_REGIONS:
-            report.limit("max_inspected_regions", f"more than {MAX_INSPECTED_REGIONS} unclaimed regions; "
+        if report.inspected > ctx.limits.max_inspected_regions:
+            report.limit("max_inspected_regions", f"more than {ctx.limits.max_inspected_regions} unclaimed regions; "
                          "the rest were not inspected")
             return None, b""
     with source.open() as fh:
@@ -260,8 +259,8 @@ def inspect_region(source: Source, ctx: Context, start: int, length: int, member
         return None, head
     if report is not None:
         report.analysed += 1
-        if report.analysed > MAX_ANALYSED_REGIONS:
-            report.limit("max_inspected_regions", f"more than {MAX_ANALYSED_REGIONS} unclaimed regions hold "
+        if report.analysed > ctx.limits.max_analysed_regions:
+            report.limit("max_analysed_regions", f"more than {ctx.limits.max_analysed_regions} unclaimed regions hold "
                          "executable content; the rest were sniffed, not analysed")
             return fmt.value, head
     if length <= ctx.limits.in_memory_member_bytes and source.depth < ctx.limits.max_archive_depth:

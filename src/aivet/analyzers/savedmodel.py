@@ -31,7 +31,6 @@ from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
 from aivet.formats.protobuf import LEN, Message
-from aivet.formats.safetensors import MAX_HEADER_COST as MAX_JSON_COST
 from aivet.formats.safetensors import json_cost
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
@@ -96,8 +95,10 @@ ASSET_PATH = Rule(
 RULES = (PYTHON_OP, FILE_OP, NETWORK_OP, CHECKPOINT_OP, CUSTOM_OP, ASSET_PATH)
 
 _MAX_REPORTED_PER_OP = 20  # per (rule, op): further nodes are counted, not listed
-# What the walk remembers, bounded (TODO: Limits fields): distinct (rule, op) pairs counted,
-# library function names, string values and called functions kept per node.
+# What the walk remembers, bounded: distinct (rule, op) pairs counted, library function names,
+# string values and called functions kept per node. They are memory caps, not Limits fields: the
+# work stays bounded by max_protobuf_bytes and the deadline whatever they are, real graphs come
+# nowhere near them, and past them only counts (or nothing no check reads) are lost.
 MAX_KINDS = 10_000
 MAX_FUNCTIONS = 100_000
 MAX_NODE_VALUES = 256
@@ -389,7 +390,7 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
                                                          "Keras metadata string too large", limit="max_string_bytes"))
                     continue
                 raw = f.bytes()
-                if json_cost(raw) > MAX_JSON_COST:
+                if json_cost(raw) > ctx.limits.max_json_cost:
                     ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
                                                          "Keras metadata JSON too costly to parse",
                                                          limit="max_json_cost"))

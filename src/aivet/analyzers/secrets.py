@@ -249,10 +249,10 @@ _DETECTORS: tuple[_Detector, ...] = (
 _AWS_SECRET_NEAR = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
-# Pattern matches examined per detector and text. Each costs Python work (entropy, a JWT header
-# decoded, the window around an AWS key id), so a file made of token-shaped strings would
-# otherwise cost seconds per megabyte; far more than are ever reported (max_findings_per_file).
-MAX_CANDIDATES = 5_000
+# Limits.max_secret_candidates bounds the pattern matches examined per detector and text. Each
+# costs Python work (entropy, a JWT header decoded, the window around an AWS key id), so a file
+# made of token-shaped strings would otherwise cost seconds per megabyte; the default is far
+# more than are ever reported (max_findings_per_file).
 
 
 def find_secrets(text: str) -> list[Secret]:
@@ -331,10 +331,11 @@ def scan_text_bounded(text: str, location_base: Location, ctx: Context) -> tuple
 
     A cut-short search adds a LIMIT-EXCEEDED finding itself.
     """
-    secrets, stopped = search_secrets(text, MAX_CANDIDATES)
+    max_candidates = ctx.limits.max_secret_candidates
+    secrets, stopped = search_secrets(text, max_candidates)
     if stopped:
         ctx.add(LIMIT_EXCEEDED.finding(
-            location_base, f"more than {MAX_CANDIDATES} candidate matches of one secret pattern; the search "
+            location_base, f"more than {max_candidates} candidate matches of one secret pattern; the search "
             "stopped there and later secrets may be missing", limit="max_secret_candidates"))
     if not secrets:
         return 0, stopped

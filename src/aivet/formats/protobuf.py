@@ -13,6 +13,7 @@ field's bytes, and then at most ``Limits.max_string_bytes`` of it.
 from __future__ import annotations
 
 import mmap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ EGROUP = 4
 I32 = 5
 
 _MAX_FIELD_NUMBER = (1 << 29) - 1
+DEADLINE_EVERY = 4096  # fields walked by validate() between two looks at the clock
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 
@@ -162,10 +164,21 @@ class Message:
             if not numbers or f.number in numbers:
                 yield f
 
-    def validate(self) -> None:
-        """Walk every field once so that framing errors surface as :class:`FormatError`."""
-        for _ in self:
-            pass
+    def validate(self, deadline: float | None = None) -> int:
+        """Walk every field once so that framing errors surface as :class:`FormatError`; return the count.
+
+        A memory-mapped file is not bounded by ``max_protobuf_bytes``, so with ``deadline`` (a
+        ``time.monotonic()`` value) the walk raises :class:`LimitExceeded` for
+        ``max_seconds_per_file`` once it has passed; the clock is read every
+        :data:`DEADLINE_EVERY` fields.
+        """
+        count = 0
+        for f in self:
+            count += 1
+            if deadline is not None and count % DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+                raise LimitExceeded("max_seconds_per_file",
+                                    f"protobuf framing check ran out of time after {count} fields", f.offset)
+        return count
 
 
 @contextmanager

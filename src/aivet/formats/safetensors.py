@@ -102,9 +102,8 @@ class TensorSpec:
 # list ~200 bytes, a short string ~64).
 JSON_CONTAINER_COST = 256
 JSON_VALUE_COST = 64
-# The most memory a decoded header may take. A header of 100 MB of "{}," would otherwise take
-# 16 GB; real headers (thousands of tensors) estimate below 10 MB. TODO: a Limits field.
-MAX_HEADER_COST = 256 * 1024 * 1024
+# Limits.max_json_cost bounds the memory a decoded header may take. A header of 100 MB of "{},"
+# would otherwise take 16 GB; real headers (thousands of tensors) estimate below 10 MB.
 
 
 def json_cost(text: str | bytes) -> int:
@@ -130,7 +129,8 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
     """Read and decode the header of the safetensors file in ``fh`` (``size`` bytes long).
 
     Raises :class:`FormatError` when the length prefix or the JSON is invalid and
-    :class:`LimitExceeded` when the header is larger than ``limits.max_header_bytes``.
+    :class:`LimitExceeded` when the header is larger than ``limits.max_header_bytes`` or would
+    take more than ``limits.max_json_cost`` to decode.
     """
     prefix = fh.read(8)
     if len(prefix) < 8:
@@ -146,9 +146,9 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
     if not raw.startswith(b"{"):
         raise FormatError("header does not start with '{'", 8)
     cost = json_cost(raw)
-    if cost > MAX_HEADER_COST:
-        raise LimitExceeded("max_header_bytes", f"safetensors header would take about {cost >> 20} MiB to "
-                            f"decode (more than {MAX_HEADER_COST >> 20} MiB)", 8)
+    if cost > limits.max_json_cost:
+        raise LimitExceeded("max_json_cost", f"safetensors header would take about {cost >> 20} MiB to "
+                            f"decode (more than {limits.max_json_cost >> 20} MiB)", 8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
