@@ -15,7 +15,15 @@ from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
-from aivet.formats.sniff import HEAD_BYTES, Format, extension, is_model_extension, sniff
+from aivet.formats.sniff import (
+    HEAD_BYTES,
+    Format,
+    extension,
+    hdf5_superblock_offset,
+    is_model_extension,
+    sniff,
+    zip_directory_offset,
+)
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,6 @@ def analyze_source(source: Source, ctx: Context, *, hint: str | None = None) -> 
 
 _STATUS_ORDER = (ArtifactStatus.SKIPPED, ArtifactStatus.ANALYZED, ArtifactStatus.PARTIAL, ArtifactStatus.UNSUPPORTED,
                  ArtifactStatus.ERROR)
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Formats nobody opens as a zip or HDF5 file: text is parsed by its own readers.
 _TEXT_FORMATS = frozenset({Format.TEXT, Format.JSON, Format.PYTHON, Format.JINJA, Format.EMPTY})
 
@@ -127,53 +134,11 @@ def _inner_containers(fh: BinaryIO, head: bytes, size: int, fmt: Format) -> list
     if fmt in _TEXT_FORMATS:
         return []
     found: list[tuple[Format, int]] = []
-    if fmt is not Format.HDF5 and (at := hdf5_after_user_block(fh, head, size)) is not None:
-        found.append((Format.HDF5, at))
-    if fmt is not Format.ZIP and (at := zip_after_prefix(fh, size)) is not None:
+    if fmt is not Format.HDF5 and (at := hdf5_superblock_offset(fh, size, head)) is not None:
+        found.append((Format.HDF5, at))  # not at 0: the head would have sniffed as HDF5
+    if fmt is not Format.ZIP and (at := zip_directory_offset(fh, size)) is not None:
         found.append((Format.ZIP, at))
     return found
-
-
-def hdf5_after_user_block(fh: BinaryIO, head: bytes, size: int) -> int | None:
-    """Where an HDF5 superblock sits after a user block, if anywhere: libhdf5 looks at offsets 0, 512,
-    1024, 2048 ... up to the end of the file, so a file may start as anything and still open as HDF5."""
-    pos = 512
-    while pos + 8 <= size:
-        if pos + 8 <= len(head):
-            probe = head[pos:pos + 8]
-        else:
-            fh.seek(pos)
-            probe = fh.read(8)
-        if probe == _HDF5_SIGNATURE:
-            return pos
-        pos *= 2
-    return None
-
-
-_EOCD = b"PK\x05\x06"
-_EOCD_SIZE = 22
-
-
-def zip_after_prefix(fh: BinaryIO, size: int) -> int | None:
-    """Where the central directory of a zip at the end of the file starts, if it holds one.
-
-    zipfile (and so Keras) finds an archive by its end record, whatever precedes it; it is a
-    zip when the end record's central directory really is where the record says (ends just
-    before it, starts with a central directory header)."""
-    if size < _EOCD_SIZE:
-        return None
-    tail_len = min(size, 65535 + _EOCD_SIZE)
-    fh.seek(size - tail_len)
-    tail = fh.read(tail_len)
-    at = tail.rfind(_EOCD)
-    if at < 0 or at + _EOCD_SIZE > len(tail):
-        return None
-    entries, cd_size = int.from_bytes(tail[at + 10:at + 12], "little"), int.from_bytes(tail[at + 12:at + 16], "little")
-    cd_start = size - tail_len + at - cd_size
-    if entries == 0 or cd_start < 0:
-        return None
-    fh.seek(cd_start)
-    return cd_start if fh.read(4) == b"PK\x01\x02" else None
 
 
 def _run(fmt: Format, source: Source, ctx: Context) -> Outcome:

@@ -50,8 +50,9 @@ from aivet.formats.hdf5_storage import (
     Unsupported,
     pad8,
 )
+from aivet.formats.sniff import HDF5_SIGNATURE, hdf5_superblock_offset
 
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SIGNATURE = HDF5_SIGNATURE
 
 HDF5_LIMITS = Hdf5Limits()
 
@@ -138,13 +139,7 @@ def read_attributes(stream: BinaryIO, size: int, limits: Hdf5Limits = HDF5_LIMIT
 
 def superblock_offset(stream: BinaryIO, size: int) -> int | None:
     """Where the superblock is: offset 0, or 512, 1024, 2048, ... after a user block (as libhdf5 searches)."""
-    pos = 0
-    while pos + 8 <= size:
-        stream.seek(pos)
-        if stream.read(8) == SIGNATURE:
-            return pos
-        pos = 512 if pos == 0 else pos * 2
-    return None
+    return hdf5_superblock_offset(stream, size)
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import BinaryIO
 
 HEAD_BYTES = 4096  # how much of a file sniffing reads
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class Format(str, enum.Enum):
@@ -72,7 +74,7 @@ def sniff(head: bytes, name: str, size: int) -> Format:
         return Format.NUMPY
     if head.startswith(b"GGUF"):
         return Format.GGUF
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+    if head.startswith(HDF5_SIGNATURE):
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):
         return Format.GZIP
@@ -114,6 +116,51 @@ def sniff(head: bytes, name: str, size: int) -> Format:
     if _looks_like_protobuf(head):
         return Format.PROTOBUF
     return Format.UNKNOWN
+
+
+# -- containers that loaders find beyond the first byte ------------------------------------------
+
+def hdf5_superblock_offset(fh: BinaryIO, size: int, head: bytes = b"") -> int | None:
+    """Where the HDF5 superblock is, as libhdf5 searches: offset 0, then 512, 1024, 2048 ... (after a
+    *user block* of arbitrary bytes) up to the end of the file. ``head``, the file's first bytes if
+    already read, saves reads for the offsets it covers."""
+    pos = 0
+    while pos + 8 <= size:
+        if pos + 8 <= len(head):
+            probe = head[pos:pos + 8]
+        else:
+            fh.seek(pos)
+            probe = fh.read(8)
+        if probe == HDF5_SIGNATURE:
+            return pos
+        pos = 512 if pos == 0 else pos * 2
+    return None
+
+
+_EOCD = b"PK\x05\x06"  # zip end of central directory record
+_EOCD_SIZE = 22
+
+
+def zip_directory_offset(fh: BinaryIO, size: int) -> int | None:
+    """Where the central directory of a zip ending the file starts, if the file ends with one.
+
+    zipfile (and so Keras) finds an archive by its end record, whatever precedes it; it is a zip
+    when the record's central directory really is where the record says (ending just before the
+    record, starting with a central directory header)."""
+    if size < _EOCD_SIZE:
+        return None
+    tail_len = min(size, 65535 + _EOCD_SIZE)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or at + _EOCD_SIZE > len(tail):
+        return None
+    entries, cd_size = struct.unpack_from("<HI", tail, at + 10)
+    cd_start = size - tail_len + at - cd_size
+    if entries == 0 or cd_start < 0:
+        return None
+    fh.seek(cd_start)
+    return cd_start if fh.read(4) == b"PK\x01\x02" else None
 
 
 def _inflates(head: bytes) -> bool:
