@@ -42,7 +42,7 @@ from aivet.analyzers.archive import (
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
-from aivet.evidence import ArtifactStatus
+from aivet.evidence import ArtifactStatus, Location
 from aivet.formats import FormatError, LimitExceeded
 
 # zipfile can decompress these: stored, deflate, bzip2, lzma.
@@ -208,6 +208,10 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
     local_names = _layout(fh, zf, source, ctx)
     entries: list[Entry] = []
     declared_total = 0
+
+    def here(member: str) -> Location:  # built only for a finding: thousands of members have none
+        return ctx_loc(ctx, source, member)
+
     for info in infos:
         if info.filename.endswith("/"):  # ZipInfo.is_dir() fails on an empty name
             continue
@@ -215,28 +219,29 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
             # A Unix symlink stored in a zip: unzip and shutil recreate it as a link on extraction.
             target = _link_target(zf, info)
             why = unsafe_name(target)
-            ctx.add(LINK_MEMBER.finding(ctx_loc(ctx, source, info.filename), f"symbolic link {info.filename!r} -> {target!r}"
+            ctx.add(LINK_MEMBER.finding(here(info.filename), f"symbolic link {info.filename!r} -> {target!r}"
                                         + (f" (target {why})" if why else ""),
                                         member=info.filename, target=target, link="symbolic"))
             continue
         if info.flag_bits & 0x1:
-            ctx.add(ENCRYPTED.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} is encrypted; not analysed",
+            ctx.add(ENCRYPTED.finding(here(info.filename), f"member {info.filename!r} is encrypted; not analysed",
                                       member=info.filename))
             partial = True
             continue
         if info.compress_type not in _ZIP_METHODS:
-            ctx.add(UNSUPPORTED_METHOD.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} uses compression method "
+            ctx.add(UNSUPPORTED_METHOD.finding(here(info.filename), f"member {info.filename!r} uses compression method "
                                                f"{info.compress_type}; not analysed", method=info.compress_type))
             partial = True
             continue
         if info.file_size > ctx.limits.max_member_bytes:
-            ctx.add(rules.LIMIT_EXCEEDED.finding(ctx_loc(ctx, source, info.filename), f"member declares {info.file_size} bytes; not analysed",
+            ctx.add(rules.LIMIT_EXCEEDED.finding(here(info.filename),
+                                                 f"member declares {info.file_size} bytes; not analysed",
                                                  limit="max_member_bytes"))
             partial = True
             continue
         if (info.file_size > RATIO_FLOOR
                 and info.file_size > ctx.limits.max_compression_ratio * max(info.compress_size, 1)):
-            ctx.add(BOMB.finding(ctx_loc(ctx, source, info.filename), f"member {info.filename!r} declares {info.file_size} bytes from "
+            ctx.add(BOMB.finding(here(info.filename), f"member {info.filename!r} declares {info.file_size} bytes from "
                                       f"{info.compress_size} compressed; not analysed",
                                  compressed=info.compress_size, declared=info.file_size, measured="declared"))
             partial = True

@@ -115,7 +115,7 @@ def gate(
 
 
 def _target(model: str) -> Target:
-    """The one model directory MODEL names (a directory, a hub snapshot or ``hf://``), as every one-model command resolves it."""
+    """The one model directory MODEL names: a directory, a hub snapshot or ``hf://`` (as every one-model command)."""
     from aivet.repo import resolve_model
 
     return resolve_model(model)

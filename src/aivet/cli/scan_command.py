@@ -71,14 +71,10 @@ def run_scan(request: ScanRequest) -> int:
     threshold = Severity(request.fail_on)
     output = request.output
     to_tty = output is None and isatty(sys.stdout)
-    if to_tty:
-        import shutil
-
-        width = shutil.get_terminal_size((100, 24)).columns
     options = report.ReportOptions(
         fail_on=threshold,
         color=to_tty and "NO_COLOR" not in os.environ,
-        width=width if to_tty else 100,
+        width=_terminal_width() if to_tty else 100,
         quiet=request.quiet,
     )
     text = report.render(evidence, fmt, options)
@@ -96,6 +92,12 @@ def run_scan(request: ScanRequest) -> int:
             if fmt is not report.ReportFormat.TERMINAL:
                 err(report.printable(report.verdict(evidence, threshold)))
     return report.exit_code(evidence, threshold)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def _record(evidence: Evidence, request: ScanRequest) -> None:
