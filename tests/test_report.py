@@ -358,3 +358,44 @@ def test_any_evidence_renders_in_every_format(findings: list[Finding], artifacts
     assert len(log["runs"][0]["results"]) == len(findings)
     terminal = render(ev, ReportFormat.TERMINAL)
     assert "\x1b" not in terminal
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(findings=st.lists(_findings, max_size=8), artifacts=st.lists(_artifacts, max_size=6))
+def test_plain_terminal_report_is_what_rich_prints_without_colour(findings: list[Finding],
+                                                                  artifacts: list[Artifact]) -> None:
+    """Without colour the report skips rich (start-up time); its text must be exactly rich's."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from aivet.report.terminal import report_lines
+
+    ev = Evidence(subjects=(Subject("a", "directory", "a"), Subject("b", "hf-cache", "b", "o/n", "r")),
+                  findings=tuple(findings), artifacts=tuple(artifacts))
+    options = ReportOptions(width=40)
+    buf = io.StringIO()
+    console = Console(file=buf, no_color=True, color_system=None, width=40, highlight=False, emoji=False,
+                      soft_wrap=True)
+    for line in report_lines(ev, options):
+        console.print(Text.assemble(*line.spans))
+    assert render(ev, ReportFormat.TERMINAL, options) == buf.getvalue()
+
+
+def test_terminal_colour_wraps_at_the_width_and_plain_text_does_not() -> None:
+    ev = Evidence(findings=(Finding("X-Y", Severity.HIGH, "word " * 40, Location("f.bin"), ""),))
+    plain = render(ev, ReportFormat.TERMINAL, ReportOptions(width=40))
+    assert max(len(line) for line in plain.splitlines()) > 40
+    coloured = re.sub(r"\x1b\[[0-9;]*m", "", render(ev, ReportFormat.TERMINAL, ReportOptions(width=40, color=True)))
+    assert max(len(line.rstrip()) for line in coloured.splitlines()) <= 40
+
+
+def test_plain_terminal_report_does_not_import_rich(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from aivet.report import render; from aivet.evidence import Evidence; "
+            "render(Evidence(), 'terminal'); print('rich' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "False"

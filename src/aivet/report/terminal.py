@@ -1,4 +1,4 @@
-"""Terminal report (rich): the verdict first, then findings by subject and file, then gaps.
+"""Terminal report: the verdict first, then findings by subject and file, then gaps.
 
 Order matters to a reader deciding whether to load a model: the verdict line;
 the findings grouped by model (hub repo id and revision) and file, most severe
@@ -6,6 +6,12 @@ first; then every file that was *not* fully analysed, so that nothing reads
 as "no issues" silently; then the formats seen. Everything taken from a model
 file passes through :func:`aivet.report.printable` so that hostile names
 cannot drive the terminal.
+
+The report is built as :class:`Line` objects (text spans with a rich style
+each). With colour, rich prints them and wraps at the terminal width; without
+(a pipe, a file, CI logs) they are joined as plain text, which is what rich
+prints there too, and rich is not even imported: that is most of a small scan's
+start-up.
 """
 
 from __future__ import annotations
@@ -13,10 +19,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-
-from rich.console import Console
-from rich.text import Text
+from collections.abc import Iterable, Iterator
 
 from aivet.evidence import Artifact, Evidence, Finding, Severity, Subject
 from aivet.report import ReportOptions, exit_code, failing, not_fully_analysed, printable, verdict
@@ -33,21 +36,43 @@ MAX_VALUE = 120
 MAX_FINDINGS_PER_FILE = 50  # past that, a count: a hostile file can raise thousands
 
 
+class Line:
+    """One line of the report: text spans, each with a rich style ("" for none)."""
+
+    __slots__ = ("spans",)
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.spans: list[tuple[str, str]] = [(text, style)] if text else []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.spans.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.spans)
+
+
 def render(evidence: Evidence, options: ReportOptions) -> str:
-    """Render the terminal report; ANSI colours only when ``options.color``."""
+    """Render the terminal report; ANSI colours (and wrapping at ``options.width``) only when ``options.color``."""
+    lines = report_lines(evidence, options)
+    if not options.color:
+        return "".join(line.plain + "\n" for line in lines)
+    from rich.console import Console
+    from rich.text import Text
+
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=options.color, no_color=not options.color, color_system="standard"
-                      if options.color else None, width=options.width, highlight=False, emoji=False,
-                      soft_wrap=not options.color)
-    write(console, evidence, options)
+    console = Console(file=buf, force_terminal=True, color_system="standard", width=options.width,
+                      highlight=False, emoji=False)
+    for line in lines:
+        console.print(Text.assemble(*line.spans))
     return buf.getvalue()
 
 
-def write(console: Console, evidence: Evidence, options: ReportOptions) -> None:
-    """Print the report on ``console``."""
+def report_lines(evidence: Evidence, options: ReportOptions) -> Iterator[Line]:
+    """The report, line by line."""
     bad = failing(evidence, options.fail_on)
     style = "bold red" if bad else ("bold yellow" if not_fully_analysed(evidence) else "bold green")
-    console.print(Text(("✗ " if bad else "✓ ") + verdict(evidence, options.fail_on), style=style))
+    yield Line(("✗ " if bad else "✓ ") + verdict(evidence, options.fail_on), style)
     if options.quiet:
         return
     subjects = {s.id: s for s in evidence.subjects}
@@ -58,74 +83,71 @@ def write(console: Console, evidence: Evidence, options: ReportOptions) -> None:
     order = [s.id for s in evidence.subjects] + sorted(k for k in by_subject if k not in subjects)
     for subject_id in order:
         files = by_subject.get(subject_id)
-        console.print()
-        console.print(_subject_header(subjects.get(subject_id), subject_id, files))
+        yield Line()
+        yield _subject_header(subjects.get(subject_id), subject_id, files)
         if not files:
             continue
         ranked = sorted(files.items(), key=lambda kv: (-max(f.severity.rank for f in kv[1]), kv[0]))
         for path, findings in ranked:
-            console.print(_file_header(path, sizes.get((subject_id, path))))
+            yield _file_header(path, sizes.get((subject_id, path)))
             findings.sort(key=lambda f: (-f.severity.rank, f.location.path, f.location.offset or 0,
                                          f.location.line or 0))
             for f in findings[:MAX_FINDINGS_PER_FILE]:
-                for line in _finding_lines(f, path):
-                    console.print(line)
+                yield from _finding_lines(f, path)
             if len(findings) > MAX_FINDINGS_PER_FILE:
                 more = _summary(findings[MAX_FINDINGS_PER_FILE:])
-                console.print(Text(f"      … and {len(findings) - MAX_FINDINGS_PER_FILE} more ({more})",
-                                   style="dim"))
-    _gaps(console, evidence)
-    console.print()
-    console.print(Text(_formats_line(evidence.artifacts), style="dim"))
+                yield Line(f"      … and {len(findings) - MAX_FINDINGS_PER_FILE} more ({more})", "dim")
+    yield from _gaps(evidence)
+    yield Line()
+    yield Line(_formats_line(evidence.artifacts), "dim")
     code = exit_code(evidence, options.fail_on)
-    console.print(Text(f"Threshold: {options.fail_on.value} (--fail-on); exit code {code}", style="dim"))
+    yield Line(f"Threshold: {options.fail_on.value} (--fail-on); exit code {code}", "dim")
 
 
-def _subject_header(subject: Subject | None, subject_id: str, files: dict[str, list[Finding]] | None) -> Text:
-    text = Text("▌ ", style="bold")
+def _subject_header(subject: Subject | None, subject_id: str, files: dict[str, list[Finding]] | None) -> Line:
+    text = Line("▌ ", "bold")
     if subject is not None and subject.repo_id:
-        text.append(printable(subject.repo_id), style="bold")
-        text.append(f" @ {printable(subject.revision or '?')}", style="bold magenta")
+        text.append(printable(subject.repo_id), "bold")
+        text.append(f" @ {printable(subject.revision or '?')}", "bold magenta")
         refs = subject.id.partition(" (")[2].rstrip(")")
         if refs:
-            text.append(f" ({printable(refs)})", style="magenta")
-        text.append(f"  {printable(subject.location)}", style="dim")
+            text.append(f" ({printable(refs)})", "magenta")
+        text.append(f"  {printable(subject.location)}", "dim")
     else:
         text.append(printable(subject.location if subject is not None else subject_id or "(no subject)"),
-                    style="bold")
+                    "bold")
     if files:
         findings = [f for fs in files.values() for f in fs]
         text.append(f"  — {_summary(findings)}")
     else:
-        text.append("  — no findings", style="green")
+        text.append("  — no findings", "green")
     return text
 
 
-def _file_header(path: str, artifact: Artifact | None) -> Text:
-    text = Text("  ")
-    text.append(printable(path), style="bold underline")
+def _file_header(path: str, artifact: Artifact | None) -> Line:
+    text = Line("  ")
+    text.append(printable(path), "bold underline")
     if artifact is not None:
-        text.append(f"  ({artifact.format}, {_size(artifact.size)})", style="dim")
+        text.append(f"  ({artifact.format}, {_size(artifact.size)})", "dim")
     return text
 
 
-def _finding_lines(f: Finding, outer: str) -> Iterable[Text]:
-    badge = Text(f" {f.severity.value.upper():<8} ", style=STYLE[f.severity])
-    head = Text("    ")
-    head.append_text(badge)
-    head.append(f" {f.rule_id} ", style="bold")
+def _finding_lines(f: Finding, outer: str) -> Iterator[Line]:
+    head = Line("    ")
+    head.append(f" {f.severity.value.upper():<8} ", STYLE[f.severity])
+    head.append(f" {f.rule_id} ", "bold")
     head.append(printable(f.message))
     yield head
     where = _where(f, outer)
     if where:
-        yield Text(f"               at {where}", style="dim")
+        yield Line(f"               at {where}", "dim")
     # Key details only: what the message already says is not repeated.
     shown = [(k, v) for k, v in f.details.items()
              if v not in (None, False, 0, 1, "", ()) and k not in _BOOKKEEPING and not _said(v, f.message)]
     for key, value in shown[:MAX_DETAILS]:
-        yield Text(f"               {printable(key)}: {_value(value)}", style="dim")
+        yield Line(f"               {printable(key)}: {_value(value)}", "dim")
     if len(shown) > MAX_DETAILS:
-        yield Text(f"               … {len(shown) - MAX_DETAILS} more details in --format json", style="dim")
+        yield Line(f"               … {len(shown) - MAX_DETAILS} more details in --format json", "dim")
 
 
 # Details that the severity or the message already convey; --format json keeps them.
@@ -174,23 +196,23 @@ def _summary(findings: Iterable[Finding]) -> str:
     return ", ".join(f"{counts[s]} {s.value}" for s in sorted(counts, reverse=True))
 
 
-def _gaps(console: Console, evidence: Evidence) -> None:
+def _gaps(evidence: Evidence) -> Iterator[Line]:
     gaps = [evidence.artifacts[i] for i in not_fully_analysed(evidence)]
     if not gaps:
         return
-    console.print()
-    console.print(Text(f"Not fully analysed ({len(gaps)}) — these files were not cleared:", style="bold yellow"))
+    yield Line()
+    yield Line(f"Not fully analysed ({len(gaps)}) — these files were not cleared:", "bold yellow")
     many = len(evidence.subjects) > 1
     for a in gaps:
-        line = Text("  ")
+        line = Line("  ")
         if many:
-            line.append(f"[{printable(a.subject)}] ", style="magenta")
-        line.append(f"{a.status.value:<11}", style="yellow")
+            line.append(f"[{printable(a.subject)}] ", "magenta")
+        line.append(f"{a.status.value:<11}", "yellow")
         line.append(printable(a.path))
-        line.append(f"  ({a.format})", style="dim")
+        line.append(f"  ({a.format})", "dim")
         if a.note:
-            line.append(f"  {_value(a.note)}", style="dim")
-        console.print(line)
+            line.append(f"  {_value(a.note)}", "dim")
+        yield line
 
 
 def _formats_line(artifacts: Iterable[Artifact]) -> str:
