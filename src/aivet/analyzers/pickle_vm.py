@@ -17,12 +17,16 @@ Limits are checked per chunk of input rather than per opcode. Large pickles of p
 (no opcode that imports, calls or builds) are not emulated at all: a walk in C
 (:func:`aivet.formats.pickle_ops.inert_pickle_end`) proves there is nothing to find and that
 the stream is well formed (about 4x faster than emulation for protocols 4-5, 1.5x for 2-3);
-anything it declines is emulated as before.
+anything it declines is emulated as before. Checkpoints are mostly torch's tensor record, the
+same ~30 opcodes per tensor: once a regex has matched that shape, :meth:`PickleVM._tensor_record`
+applies the record in one step with the same effects (about 1.6x faster on a checkpoint of
+thousands of tensors; tests/test_pickle_tensor_record.py holds the two paths to one result).
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -251,6 +255,78 @@ def _is_constant(value: Any) -> bool:
     if t is tuple:
         return all(_is_constant(v) for v in value)
     return t in (str, bytes, int, float, bool) or value is None
+
+
+# ---------------------------------------------------------------------------------------------
+# A superinstruction for torch's tensor record
+# ---------------------------------------------------------------------------------------------
+# torch.save writes every tensor as the same ~30 opcodes:
+#   _rebuild_tensor_v2(persistent(('storage', FloatStorage, key, 'cpu', numel)), offset,
+#                      size, stride, requires_grad, OrderedDict())
+# After the first tensor its names and constant strings are memo fetches, so the record's
+# opcode *shape* repeats exactly, only arguments change. One regex match proves a record has
+# that shape (each alternative starts with a different opcode byte, so the match is the one
+# tokenisation the loop would read); the emulator then applies the record's effects in
+# stream order: the same memo stores and fetches, persistent id, calls and counts as opcode
+# by opcode, whatever the fetched values are. Any other shape is left to the loop.
+_R_GET = rb"(h.|j....)"
+_R_PUT = rb"(q.|r....|\x94)"
+_R_INT = rb"(?:K.|M..|J....|\x8a(?:\x01.|\x02..|\x03...|\x04....|\x05.{5}|\x06.{6}|\x07.{7}|\x08.{8}))"
+_R_SHAPE = (rb"(\)|" + _R_INT + rb"(?:\x85|" + _R_INT + rb"(?:\x86|" + _R_INT + rb"\x87))(?:q.|r....|\x94)"
+            rb"|\(" + _R_INT + rb"{0,64}t(?:q.|r....|\x94))")
+_RECORD_HEAD = re.compile(rb"\(\(" + _R_GET + _R_GET + rb"(X....|\x8c.)", re.S)
+_RECORD_TAIL = re.compile(_R_PUT + _R_GET + rb"(" + _R_INT + rb")t" + _R_PUT + rb"Q(" + _R_INT + rb")" + _R_SHAPE
+                          + _R_SHAPE + rb"([\x88\x89])" + _R_GET + rb"\)R" + _R_PUT + rb"t" + _R_PUT + rb"R"
+                          + _R_PUT, re.S)
+
+
+def _fetch(memo: list[Any], get: bytes) -> Any:
+    """BINGET / LONG_BINGET given the opcode and its argument."""
+    return memo[get[1] if get[0] == 0x68 else _unpack_I(get, 1)[0]]
+
+
+def _int_at(raw: bytes, i: int) -> tuple[int, int]:
+    """The BININT1 / BININT2 / BININT / LONG1 at ``raw[i]``, and the position after it."""
+    op = raw[i]
+    if op == 0x4B:
+        return raw[i + 1], i + 2
+    if op == 0x4D:
+        return raw[i + 1] | raw[i + 2] << 8, i + 3
+    if op == 0x4A:
+        return _unpack_i(raw, i + 1)[0], i + 5
+    n = raw[i + 1]
+    return int.from_bytes(raw[i + 2:i + 2 + n], "little", signed=True), i + 2 + n
+
+
+_INT_OPS = (0x4B, 0x4D, 0x4A, 0x8A)
+TENSOR_RECORDS = True  # tests turn the superinstruction off to compare it with the loop
+
+
+def _store(memo: list[Any], put: bytes, value: Any, match: re.Match[bytes], group: int) -> None:
+    """BINPUT / LONG_BINPUT / MEMOIZE given the opcode and its argument (``match.group(group)``)."""
+    op = put[0]
+    if op == 0x94:
+        memo.append(value)
+        return
+    idx = put[1] if op == 0x71 else _unpack_I(put, 1)[0]
+    if idx == len(memo):
+        memo.append(value)
+    else:
+        PickleVM._put(memo, idx, value, match.end(group))
+
+
+def _shape(memo: list[Any], raw: bytes, match: re.Match[bytes], group: int) -> tuple[int, ...]:
+    """A tuple of ints as the record writes it (EMPTY_TUPLE, TUPLE1-3 or MARK ... TUPLE), memoized."""
+    if raw == b")":
+        return ()
+    i = 1 if raw[0] == 0x28 else 0
+    items = []
+    while raw[i] in _INT_OPS:
+        value, i = _int_at(raw, i)
+        items.append(value)
+    shape = tuple(items)
+    _store(memo, raw[i + 1:], shape, match, group)  # the tuple opcode is raw[i]; its memo store follows
+    return shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +582,7 @@ class PickleVM:
         append = stack.append
         start = pos
         v: Any = None
+        records = TENSOR_RECORDS
         while True:
             chunk_end = min(end, pos + _CHUNK)
             # Each opcode takes at least one byte, so bytes read bound the opcodes executed.
@@ -530,7 +607,15 @@ class PickleVM:
                         # A memoized dict key is usually followed by a scalar value: fuse the common ones.
                         if pos + 5 < end:
                             nxt = data[pos]
-                            if nxt == 0x4A:
+                            if nxt == 0x28:
+                                if data[pos + 1] == 0x28 and records and len(metastack) + 2 <= max_depth:
+                                    record = self._tensor_record(stack[-1], pos, memo)
+                                    if record is not None:
+                                        stack[-1], after = record
+                                        if after > chunk_end:
+                                            self.ops += after - chunk_end
+                                        pos = after
+                            elif nxt == 0x4A:
                                 append(_unpack_i(data, pos + 1)[0])
                                 pos += 5
                             elif nxt == 0x4B:
@@ -669,6 +754,14 @@ class PickleVM:
                         idx = _unpack_I(data, pos)[0]
                         pos += 4
                         append(memo[idx])  # IndexError: never stored
+                        if pos + 1 < end and data[pos] == 0x28 and data[pos + 1] == 0x28 and records \
+                                and len(metastack) + 2 <= max_depth:
+                            record = self._tensor_record(stack[-1], pos, memo)
+                            if record is not None:
+                                stack[-1], after = record
+                                if after > chunk_end:
+                                    self.ops += after - chunk_end
+                                pos = after
                     elif op == 0x85:  # TUPLE1
                         stack[-1] = (stack[-1],)
                     elif op == 0x86:  # TUPLE2
@@ -926,6 +1019,48 @@ class PickleVM:
                          opcode=opname(op), name=repr(full))
         self.reference(allowlist.normalize(full), pos, op)
         return g
+
+    def _tensor_record(self, func: Any, pos: int, memo: list[Any]) -> tuple[Any, int] | None:
+        """Apply a torch tensor record that starts at ``pos`` (its two MARKs) in one step.
+
+        ``func`` is the callable already on the stack. Returns the record's value and the
+        position after it, or ``None`` when the bytes there do not have the record's shape.
+        """
+        data = self.data
+        end = self.end
+        head = _RECORD_HEAD.match(data, pos, end)
+        if head is None:
+            return None
+        key_op = head.group(3)
+        k0 = head.end()
+        k1 = k0 + (_unpack_I(key_op, 1)[0] if key_op[0] == 0x58 else key_op[1])
+        tail = _RECORD_TAIL.match(data, k1, end) if k1 <= end else None
+        if tail is None:
+            return None
+        put, loc, numel, put_pid, offset, size, stride, grad, od, put_od, put_args, put_result = tail.groups()
+        storage = _fetch(memo, head.group(1))
+        storage_cls = _fetch(memo, head.group(2))
+        try:
+            key = data[k0:k1].decode()
+        except UnicodeDecodeError:
+            key = _text(data, k0, k1)
+        _store(memo, put, key, tail, 1)
+        pid = (storage, storage_cls, key, _fetch(memo, loc), _int_at(numel, 0)[0])
+        _store(memo, put_pid, pid, tail, 4)
+        at = tail.end(4)  # the BINPERSID
+        persistent = self._persistent(pid, at)
+        storage_offset = _int_at(offset, 0)[0]
+        sizes = _shape(memo, size, tail, 6)
+        strides = _shape(memo, stride, tail, 7)
+        at = tail.start(10) - 1  # the first REDUCE
+        dict_call = self.call(_fetch(memo, od), (), None, at, 0x52)
+        _store(memo, put_od, dict_call, tail, 10)
+        args = (persistent, storage_offset, sizes, strides, grad == b"\x88", dict_call)
+        _store(memo, put_args, args, tail, 11)
+        at = tail.start(12) - 1  # the second REDUCE
+        value = self.call(func, args, None, at, 0x52)
+        _store(memo, put_result, value, tail, 12)
+        return value, tail.end()
 
     def _persistent(self, pid: Any, pos: int) -> Persistent:
         res = self.result
