@@ -365,6 +365,26 @@ def test_gguf_arrays_of_arrays_count_against_the_entries_bound() -> None:
     assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_metadata_entries") == 1
 
 
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_gguf_metadata_entries_are_bounded_by_default() -> None:
+    # The default was 1,000,000 entries: ~340 MB and ~15 s of Python objects for one hostile
+    # header. Real files have < 5,000 (metadata plus tensor infos); the default is now 100,000.
+    import tracemalloc
+
+    count = DEFAULT_LIMITS.max_metadata_entries  # allowed as a count; two nested arrays tip it over
+    nested = _gs(b"a") + struct.pack("<IIQ", 9, 9, 2) + struct.pack("<IQ", 4, 0) * 2
+    kvs = [_gs(b"k%d" % i) + struct.pack("<II", 4, i) for i in range(count - 2)] + [nested]
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, count) + b"".join(kvs)
+    tracemalloc.start()
+    try:
+        ctx, status = _scan(data, "model.gguf")
+        peak = tracemalloc.get_traced_memory()[1] - len(data)
+    finally:
+        tracemalloc.stop()
+    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_metadata_entries") == 1
+    assert peak < 80 * 1024 * 1024
+
+
 def test_gguf_chat_templates_are_analysed_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
     from aivet.analyzers import gguf as gguf_scan
 
