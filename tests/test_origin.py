@@ -99,3 +99,14 @@ def test_fifo_files_do_not_block(tmp_path: Path) -> None:
         os.mkfifo(d / name)
     facts = origin_facts(d)
     assert facts.family is None and facts.base_models == ()
+
+
+def test_dataset_and_space_ids_name_their_org_not_their_type(tmp_path: Path) -> None:
+    d = _model(tmp_path / "m", {})
+    for repo_id in ("datasets/meta-llama/eval-set", "spaces/meta-llama/demo"):
+        facts = origin_facts(d, repo_id=repo_id, license=license_info("apache-2.0"))
+        assert facts.publisher == Fact("Meta Platforms, Inc.", "hub repo id org 'meta-llama'"), repo_id
+    cached = _model(tmp_path / "datasets--someone--corpus" / "snapshots" / "abc123", {})
+    facts = origin_facts(cached, license=license_info("apache-2.0"))
+    assert facts.publisher is not None and facts.publisher.value == "someone"
+    assert facts.publisher.source.startswith("hub cache path org")

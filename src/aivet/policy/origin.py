@@ -73,15 +73,35 @@ class OriginFacts:
         return Record(RECORD_KIND, subject, body)
 
 
+# Hub cache directory prefix -> the prefix of the typed repo id ("datasets/org/name").
+_CACHE_KINDS = {"models--": "", "datasets--": "datasets/", "spaces--": "spaces/"}
+
+
 def _repo_id_from_path(model_dir: Path) -> str | None:
-    """``org/name`` from a Hugging Face cache path (``models--org--name/snapshots/<rev>``), if it is one."""
+    """The repo id from a Hugging Face cache path (``models--org--name/snapshots/<rev>``), if it is one.
+
+    Datasets and Spaces keep their type: ``datasets--org--name`` gives ``datasets/org/name``.
+    """
     for part in (model_dir, *model_dir.parents):
         name = part.name
-        if name.startswith("models--"):
-            pieces = name[len("models--"):].split("--")
-            if len(pieces) == 2 and all(_ORG.match(p) for p in pieces):
-                return "/".join(pieces)
+        for prefix, typed in _CACHE_KINDS.items():
+            if name.startswith(prefix):
+                pieces = name[len(prefix):].split("--")
+                if len(pieces) == 2 and all(_ORG.match(p) for p in pieces):
+                    return typed + "/".join(pieces)
     return None
+
+
+def _org(repo_id: str | None) -> str | None:
+    """The organisation in a hub repo id: ``org`` in ``org/name``, ``datasets/org/name`` or ``spaces/org/name``."""
+    if not repo_id:
+        return None
+    for typed in ("datasets/", "spaces/"):
+        if repo_id.startswith(typed):
+            repo_id = repo_id[len(typed):]
+            break
+    org, sep, _ = repo_id.partition("/")
+    return org if sep and _ORG.match(org) else None
 
 
 def _family_from_names(names: tuple[str, ...]) -> tuple[str, str] | None:
@@ -144,8 +164,8 @@ def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: Licens
     publisher: Fact | None = None
     jurisdiction: Fact | None = None
     org_source: tuple[str, str] | None = None
-    if repo_id and "/" in repo_id and _ORG.match(repo_id.split("/", 1)[0]):
-        org_source = (repo_id.split("/", 1)[0], repo_source)
+    if (org := _org(repo_id)) is not None:
+        org_source = (org, repo_source)
     elif name_or_path and name_or_path.count("/") == 1 and _ORG.match(name_or_path.split("/", 1)[0]) \
             and not name_or_path.startswith((".", "/")):
         org_source = (name_or_path.split("/", 1)[0], "config.json: _name_or_path org")
