@@ -466,17 +466,24 @@ def test_every_reader_sees_the_same_base_models(plain: Path) -> None:
     assert (info.declared_base_models, info.base_model_relation) == (expected, "finetune")
 
 
-def test_a_broken_model_index_hides_nothing_from_lineage(plain: Path) -> None:
-    """Only the entries lineage reads are parsed; the BOM, which needs the whole card, reports it."""
-    from aivet.provenance.modelcard import MetadataError, parse_front_matter
+def test_a_broken_model_index_hides_nothing_from_any_reader(plain: Path) -> None:
+    """The card is read entry by entry when the whole does not parse; the problem is still reported."""
+    from aivet.policy.licenses import identify_license
+    from aivet.provenance.modelcard import parse_front_matter
 
     card = "---\nlicense: mit\nmodel-index:\n- name: x\n  results: [\n'base_model':\n  - a/b\n---\n"
-    with pytest.raises(MetadataError, match="not valid YAML"):
-        parse_front_matter(card)
+    front = parse_front_matter(card)
+    assert (front.license, front.base_models) == ("mit", ("a/b",))
+    assert front.salvaged is not None and "not valid YAML" in front.salvaged
     assert parse_front_matter(card, only=("base_model",)).base_models == ("a/b",)
     (plain / "README.md").write_text(card, encoding="utf-8")
     assert describe(plain, fingerprint=False).declared_base_models == ("a/b",)
-    assert [p.kind for p in build_bom(plain).inventory.facts.problems] == ["front-matter"]
+    problems = build_bom(plain).inventory.facts.problems
+    assert [p.kind for p in problems] == ["front-matter"] and "only the entries license" in problems[0].message
+    assert build_bom(plain).inventory.facts.front.license == "mit"
+    source = identify_license(plain).sources[0]
+    assert source.kind == "front-matter" and source.value == "mit" and "not valid YAML" in source.detail
+    assert any("not valid YAML" in note for note in origin_facts(plain).notes)
 
 
 def test_selected_entries_are_bounded_and_never_reach_other_tags() -> None:
@@ -508,3 +515,16 @@ def test_front_matter_never_raises_but_metadata_error(lines: list[str], select: 
     except MetadataError:
         return
     assert all(isinstance(b, str) and b for b in front.base_models)
+
+
+def test_an_oversized_model_index_still_yields_the_license_and_base_model() -> None:
+    from aivet.limits import Limits
+    from aivet.provenance.modelcard import parse_front_matter
+
+    results = "".join(f"  - task: t{i}\n    metrics: [{{type: acc, value: 0.{i}}}]\n" for i in range(2000))
+    card = "---\nlicense: apache-2.0\nbase_model: org/base\nmodel-index:\n- name: m\n  results:\n" + results + "---\n"
+    limits = Limits(max_front_matter_bytes=16 * 1024)
+    assert len(card) > 4 * limits.max_front_matter_bytes
+    front = parse_front_matter(card, limits)
+    assert (front.license, front.base_models) == ("apache-2.0", ("org/base",))
+    assert front.salvaged is not None and "max_front_matter_bytes" in front.salvaged

@@ -395,6 +395,8 @@ def identify_license(model_dir: Path, *, limits: Limits = DEFAULT_LIMITS,
                 value = fm.license or ""
                 if fm.license_name:
                     value += f" ({fm.license_name})"
+                if fm.salvaged:
+                    detail = f"{detail}; read from its own entry: {fm.salvaged}".lstrip("; ")
                 sources.append(LicenseSource("front-matter", readme.name, value, conf,
                                              f"{detail}; resolved to {card_id}".lstrip("; ")))
 

@@ -137,6 +137,8 @@ def origin_facts(model_dir: Path, *, repo_id: str | None = None, license: Licens
         try:
             fm = read_front_matter(readme, limits)
             base_models = tuple(Fact(b, "README front matter: base_model") for b in fm.base_models)
+            if fm.salvaged:
+                notes.append(f"README front matter: {fm.salvaged}; base_model read from its own entry")
         except ArtifactError as exc:
             notes.append(f"README front matter unreadable: {exc}")
 

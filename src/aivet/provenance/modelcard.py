@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,24 @@ class FrontMatter:
     library_name: str | None = None
     tags: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()  # fields present but of the wrong type (reported, not used)
+    # Why the front matter as a whole could not be parsed, when the fields above were read from
+    # their own top-level entries instead (a broken or oversized model-index, say).
+    salvaged: str | None = None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """What a reader of this card should be told: salvage, and fields left out."""
+        out = []
+        if self.salvaged:
+            out.append(f"{self.salvaged}; only the entries {', '.join(CARD_KEYS)} were read")
+        if self.ignored:
+            out.append(f"fields of the wrong type were left out: {', '.join(self.ignored)}")
+        return tuple(out)
+
+
+# The top-level entries FrontMatter reads: all that is parsed when the whole card cannot be.
+CARD_KEYS = ("license", "license_name", "license_link", "base_model", "base_model_relation", "datasets",
+             "language", "pipeline_tag", "library_name", "tags")
 
 
 @dataclass(frozen=True)
@@ -154,20 +172,32 @@ def parse_front_matter(data: bytes | str, limits: Limits = DEFAULT_LIMITS, *,
     YAML parser: a card's long or broken ``model-index`` then costs no
     parsing and cannot hide a ``base_model`` from lineage.
 
-    Raises :class:`MetadataError` for YAML that is malformed, not a mapping,
-    uses aliases, nests too deeply or (without ``only``) is larger than
-    ``limits.max_front_matter_bytes``; it raises nothing else, whatever the
-    input. Fields of the wrong type are left out and named in ``ignored``.
+    Without ``only``, YAML that is malformed, not a mapping, uses aliases, nests too deeply or
+    is larger than ``limits.max_front_matter_bytes`` is read again entry by entry
+    (:data:`CARD_KEYS`): what that finds is returned with the reason in ``salvaged``.
+    Raises :class:`MetadataError` when that fails too (or with ``only``); it raises nothing
+    else, whatever the input. Fields of the wrong type are left out and named in ``ignored``.
     """
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     yaml_text = extract_front_matter(text)
     if yaml_text is None:
         return FrontMatter()
     if only is not None:
-        yaml_text = _select_entries(yaml_text, frozenset(only))
-    elif len(yaml_text.encode("utf-8", "surrogatepass")) > limits.max_front_matter_bytes:
-        raise MetadataError(f"the front matter is larger than {limits.max_front_matter_bytes} bytes "
-                            "(limit max_front_matter_bytes)")
+        return _parse_yaml(_select_entries(yaml_text, frozenset(only)))
+    try:
+        if len(yaml_text.encode("utf-8", "surrogatepass")) > limits.max_front_matter_bytes:
+            raise MetadataError(f"the front matter is larger than {limits.max_front_matter_bytes} bytes "
+                                "(limit max_front_matter_bytes)")
+        return _parse_yaml(yaml_text)
+    except MetadataError as whole:
+        try:
+            salvage = _parse_yaml(_select_entries(yaml_text, frozenset(CARD_KEYS)))
+        except MetadataError:
+            raise whole from None
+        return replace(salvage, salvaged=str(whole))
+
+
+def _parse_yaml(yaml_text: str) -> FrontMatter:
     if not yaml_text:
         return FrontMatter()
     try:
@@ -429,9 +459,7 @@ def collect(root: Path, entries: Sequence[FileEntry], limits: Limits = DEFAULT_L
             front = read_front_matter(readme.path, limits)
         except MetadataError as exc:
             problems.append(Problem("front-matter", readme.name, str(exc)))
-        if front.ignored:
-            problems.append(Problem("front-matter", readme.name,
-                                    f"fields of the wrong type were left out: {', '.join(front.ignored)}"))
+        problems.extend(Problem("front-matter", readme.name, text) for text in front.problems)
     config = ConfigFacts()
     if "config.json" in by_name:
         try:
