@@ -309,6 +309,15 @@ def test_vocabulary_sized_string_arrays_are_walked() -> None:
     assert [t.name for t in parsed.tensors] == ["token_embd.weight", "output.weight"]  # the walk ended exactly
 
 
+def test_string_arrays_have_their_own_bound() -> None:
+    """Vocabularies and merge lists (10^5 strings, walked not kept) are not metadata entries."""
+    data = _with_merges(5_000)
+    assert parse(data, Limits(max_metadata_entries=100)).get("tokenizer.ggml.merges") is not None
+    with pytest.raises(LimitExceeded) as exc:
+        parse(data, Limits(max_array_strings=4_999))
+    assert exc.value.limit == "max_array_strings"
+
+
 @pytest.mark.parametrize("bad_length, error", [(2**40, FormatError), (300, LimitExceeded)])
 def test_hostile_string_inside_a_long_array(bad_length: int, error: type) -> None:
     items = [b"x" * 10] * 20_000 + [b"y" * 300] + [b"z"] * 10

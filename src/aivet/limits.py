@@ -32,6 +32,7 @@ class Limits:
     # Headers and metadata
     max_header_bytes: int = 100 * MiB  # safetensors JSON header, GGUF metadata, npy header
     max_metadata_entries: int = 100_000  # GGUF key/values and tensor infos (real: < 5,000; ~350 bytes of Python each)
+    max_array_strings: int = 4_000_000  # strings in one GGUF array, walked, not kept (real merge lists: < 400,000)
     max_string_bytes: int = 16 * MiB  # one metadata string (a chat template, a JSON config)
     max_metadata_depth: int = 16  # nested GGUF arrays (llama.cpp itself reads none)
     max_template_bytes: int = 512 * KiB  # a chat template parsed (real ones are < 50 KiB; parsing is slow)

@@ -357,9 +357,12 @@ class _Parser:
             min_item = struct.calcsize(_SCALAR_FORMATS[item_type])
         if count * min_item > self.r.remaining:
             raise FormatError(f"array claims {count} items, more than the file can hold", start)
-        if item_type in (ValueType.STRING, ValueType.ARRAY) and count > self.limits.max_metadata_entries:
-            # Numeric arrays are skipped in one step, so only max_header_bytes bounds them.
-            raise LimitExceeded("max_metadata_entries", f"array of {count} items", start)
+        # Numeric arrays are skipped in one step, so only max_header_bytes bounds them; strings are
+        # walked without being kept (vocabularies and merge lists hold 10^5 of them).
+        if item_type is ValueType.ARRAY and count > self.limits.max_metadata_entries:
+            raise LimitExceeded("max_metadata_entries", f"array of {count} arrays", start)
+        if item_type is ValueType.STRING and count > self.limits.max_array_strings:
+            raise LimitExceeded("max_array_strings", f"array of {count} strings", start)
         if item_type in _SCALAR_FORMATS:
             size = struct.calcsize(_SCALAR_FORMATS[item_type])
             head = min(count, ARRAY_SAMPLE)
