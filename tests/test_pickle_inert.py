@@ -25,7 +25,7 @@ from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.pickle_ops import inert_pickle_end, iter_ops
 from aivet.limits import Limits
 from tests.fixtures import marker_shell
-from tests.fixtures.pickles import Ops
+from tests.fixtures.pickles import Ops, spoil
 from tests.fixtures.work import HANG_TIMEOUT, python_lines
 
 LIMITS = Limits()
@@ -361,25 +361,7 @@ def _streams(draw: st.DrawFn) -> bytes:
         data = bytearray(draw(st.sampled_from(_BIG_SEEDS)))
     else:
         data = bytearray(pickle.dumps(draw(_DATA), protocol=draw(st.integers(0, 5))))
-    offsets = [offset for offset, _, _ in iter_ops(bytes(data))] + [len(data)]
-    for _ in range(draw(st.integers(0, 3))):
-        kind = draw(st.sampled_from(["flip", "delete", "duplicate", "cut"]))
-        at = draw(st.integers(0, len(offsets) - 2))
-        start, stop = offsets[at], offsets[at + 1]
-        if stop <= start:
-            continue  # that opcode was cut off by an earlier edit
-        if kind == "flip":
-            data[draw(st.integers(start, stop - 1)) % len(data)] = draw(st.integers(0, 255))
-        elif kind == "delete":
-            del data[start:stop]
-        elif kind == "duplicate":
-            data[start:start] = data[start:stop]
-        else:
-            del data[draw(st.integers(1, len(data))):]
-        if not data:
-            data = bytearray(b".")
-        offsets = [min(o, len(data)) for o in offsets]
-    return bytes(data)
+    return spoil(draw, bytes(data), draw(st.integers(0, 3)))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -26,6 +26,7 @@ from aivet.analyzers.pickle_vm import PickleVM, Result
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.pickle_ops import iter_ops
 from aivet.limits import Limits
+from tests.fixtures.pickles import spoil
 
 torch = pytest.importorskip("torch", reason="torch (a dev dependency) makes the real checkpoints these tests read")
 
@@ -84,8 +85,8 @@ def _count_records(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     applied = [0]
     original = PickleVM._tensor_record
 
-    def counting(self: PickleVM, func: Any, pos: int, memo: list[Any]) -> Any:
-        record = original(self, func, pos, memo)
+    def counting(self: PickleVM, func: Any, pos: int, memo: list[Any], chunk_end: int) -> Any:
+        record = original(self, func, pos, memo, chunk_end)
         applied[0] += record is not None
         return record
 
@@ -183,25 +184,10 @@ def test_the_records_still_count_against_the_opcode_limit() -> None:
 @st.composite
 def _spoiled(draw: st.DrawFn) -> bytes:
     """A real checkpoint pickle with bytes flipped, opcodes deleted or duplicated, or cut short."""
-    data = bytearray(draw(st.sampled_from(list(SEEDS.values()))))
-    offsets = [offset for offset, _, _ in iter_ops(bytes(data))] + [len(data)]
-    for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["flip", "flip", "delete", "duplicate", "cut"]))
-        at = draw(st.integers(0, len(offsets) - 2))
-        start, stop = offsets[at], offsets[at + 1]
-        if stop <= start or stop > len(data):
-            continue
-        if kind == "flip":
-            data[draw(st.integers(start, stop - 1))] = draw(st.sampled_from(
-                [0x28, 0x29, 0x2E, 0x4A, 0x4B, 0x4D, 0x51, 0x52, 0x58, 0x68, 0x6A, 0x71, 0x72, 0x74, 0x85, 0x86,
-                 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x94, 0x00, 0xFF, draw(st.integers(0, 255))]))
-        elif kind == "delete":
-            del data[start:stop]
-        elif kind == "duplicate":
-            data[start:start] = data[start:stop]
-        else:
-            del data[draw(st.integers(1, len(data))):]
-    return bytes(data) or b"."
+    opcode_bytes = st.sampled_from([0x28, 0x29, 0x2E, 0x4A, 0x4B, 0x4D, 0x51, 0x52, 0x58, 0x68, 0x6A, 0x71, 0x72,
+                                    0x74, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x94, 0x00, 0xFF])
+    return spoil(draw, draw(st.sampled_from(list(SEEDS.values()))), draw(st.integers(1, 3)),
+                 opcode_bytes | st.integers(0, 255))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

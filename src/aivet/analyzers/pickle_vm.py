@@ -609,12 +609,9 @@ class PickleVM:
                             nxt = data[pos]
                             if nxt == 0x28:
                                 if data[pos + 1] == 0x28 and records and len(metastack) + 2 <= max_depth:
-                                    record = self._tensor_record(stack[-1], pos, memo)
+                                    record = self._tensor_record(stack[-1], pos, memo, chunk_end)
                                     if record is not None:
-                                        stack[-1], after = record
-                                        if after > chunk_end:
-                                            self.ops += after - chunk_end
-                                        pos = after
+                                        stack[-1], pos = record
                             elif nxt == 0x4A:
                                 append(_unpack_i(data, pos + 1)[0])
                                 pos += 5
@@ -756,12 +753,9 @@ class PickleVM:
                         append(memo[idx])  # IndexError: never stored
                         if pos + 1 < end and data[pos] == 0x28 and data[pos + 1] == 0x28 and records \
                                 and len(metastack) + 2 <= max_depth:
-                            record = self._tensor_record(stack[-1], pos, memo)
+                            record = self._tensor_record(stack[-1], pos, memo, chunk_end)
                             if record is not None:
-                                stack[-1], after = record
-                                if after > chunk_end:
-                                    self.ops += after - chunk_end
-                                pos = after
+                                stack[-1], pos = record
                     elif op == 0x85:  # TUPLE1
                         stack[-1] = (stack[-1],)
                     elif op == 0x86:  # TUPLE2
@@ -1020,11 +1014,12 @@ class PickleVM:
         self.reference(allowlist.normalize(full), pos, op)
         return g
 
-    def _tensor_record(self, func: Any, pos: int, memo: list[Any]) -> tuple[Any, int] | None:
+    def _tensor_record(self, func: Any, pos: int, memo: list[Any], chunk_end: int) -> tuple[Any, int] | None:
         """Apply a torch tensor record that starts at ``pos`` (its two MARKs) in one step.
 
         ``func`` is the callable already on the stack. Returns the record's value and the
         position after it, or ``None`` when the bytes there do not have the record's shape.
+        Bytes past ``chunk_end`` (where the loop's opcode count stops) are counted here.
         """
         data = self.data
         end = self.end
@@ -1060,7 +1055,10 @@ class PickleVM:
         at = tail.start(12) - 1  # the second REDUCE
         value = self.call(func, args, None, at, 0x52)
         _store(memo, put_result, value, tail, 12)
-        return value, tail.end()
+        after = tail.end()
+        if after > chunk_end:
+            self.ops += after - chunk_end
+        return value, after
 
     def _persistent(self, pid: Any, pos: int) -> Persistent:
         res = self.result
