@@ -389,7 +389,7 @@ def test_gguf_chat_templates_are_analysed_a_bounded_number_of_times(monkeypatch:
     from aivet.analyzers import gguf as gguf_scan
 
     calls: list[str] = []
-    def analyze_template(text: str, where: Location, ctx: Context) -> ArtifactStatus:
+    def analyze_template(text: str, where: Location, ctx: Context, quota: object = None) -> ArtifactStatus:
         calls.append(text)
         return ArtifactStatus.ANALYZED
 
@@ -401,6 +401,33 @@ def test_gguf_chat_templates_are_analysed_a_bounded_number_of_times(monkeypatch:
     calls.clear()
     ctx, status = _scan(_gguf(kvs), "model.gguf", _ctx(max_templates_per_file=3))
     assert len(calls) == 3 and _limit_hits(ctx, "max_templates_per_file") == 1
+
+
+@pytest.mark.parametrize("kind", ["gguf", "config"])
+def test_chat_templates_of_one_file_share_one_parse_quota(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jinja's parse cannot be interrupted: sixteen templates just under max_template_bytes each
+    # were sixteen parses of ~2-4 s. Now the file's templates share max_template_bytes.
+    import json
+
+    from jinja2 import Environment
+
+    from aivet.analyzers import template as tpl
+
+    parsed: list[int] = []
+    real_parse = Environment.parse
+    monkeypatch.setattr(tpl._ENV, "parse", lambda text, *a, **k: parsed.append(len(text)) or real_parse(
+        tpl._ENV, text, *a, **k))
+    limits = _ctx(max_template_bytes=4096).limits
+    text = "{{ x }}" * (limits.max_template_bytes // 7 - 5)  # fits alone, not twice
+    if kind == "gguf":
+        kvs = [_gs(b"tokenizer.chat_template.t%d" % i) + struct.pack("<I", 8) + _gs(text.encode()) for i in range(5)]
+        data, name = _gguf(kvs), "model.gguf"
+    else:
+        data = json.dumps({"chat_template": [{"name": f"t{i}", "template": text} for i in range(5)]}).encode()
+        name = "tokenizer_config.json"
+    ctx, status = _scan(data, name, _ctx(max_template_bytes=4096))
+    assert parsed == [len(text)]
+    assert status is ArtifactStatus.PARTIAL and _limit_hits(ctx, "max_template_bytes") == 4
 
 
 def test_gguf_duplicate_keys_are_found_in_linear_work() -> None:

@@ -111,11 +111,12 @@ def _fake_template(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Location]
     calls: list[tuple[str, Location]] = []
     fake = types.ModuleType("aivet.analyzers.template")
 
-    def analyze_template(text: str, location: Location, ctx: Context) -> ArtifactStatus:
+    def analyze_template(text: str, location: Location, ctx: Context, quota: object = None) -> ArtifactStatus:
         calls.append((text, location))
         return ArtifactStatus.ANALYZED
 
     fake.analyze_template = analyze_template  # type: ignore[attr-defined]
+    fake.TemplateQuota = lambda ctx: None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "aivet.analyzers.template", fake)
     return calls
 

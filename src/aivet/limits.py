@@ -35,7 +35,7 @@ class Limits:
     max_array_strings: int = 4_000_000  # strings in one GGUF array, walked, not kept (real merge lists: < 400,000)
     max_string_bytes: int = 16 * MiB  # one metadata string (a chat template, a JSON config)
     max_metadata_depth: int = 16  # nested GGUF arrays (llama.cpp itself reads none)
-    max_template_bytes: int = 512 * KiB  # a chat template parsed (real ones are < 50 KiB; parsing is slow)
+    max_template_bytes: int = 512 * KiB  # chat-template text parsed per file (real: < 50 KiB each, 1-3 per file)
     max_template_steps: int = 3_000_000  # chat-template analysis steps (~0.5 us each); benign 512 KiB use < 1.5 M
     max_templates_per_file: int = 16  # chat templates analysed per GGUF or config file (real ones have 1 to 3)
     max_npy_header_bytes: int = 64 * KiB  # .npy header parsed as a literal (~1 KiB per token); numpy writes < 10 KB

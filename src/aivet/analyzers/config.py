@@ -326,6 +326,7 @@ def _chat_templates(value: Any, source: Source, ctx: Context) -> ArtifactStatus:
                                        f"{len(templates)} chat templates; only the first {max_templates} "
                                        "were analysed", limit="max_templates_per_file"))
         templates, status = templates[:max_templates], ArtifactStatus.PARTIAL
+    quota = template.TemplateQuota(ctx)
     for pointer, text in templates:
         if len(text) > ctx.limits.max_string_bytes:
             ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, pointer=pointer),
@@ -333,7 +334,8 @@ def _chat_templates(value: Any, source: Source, ctx: Context) -> ArtifactStatus:
                                            limit="max_string_bytes"))
             status = ArtifactStatus.PARTIAL
             continue
-        if template.analyze_template(text, Location(source.path, pointer=pointer), ctx) is not ArtifactStatus.ANALYZED:
+        where = Location(source.path, pointer=pointer)
+        if template.analyze_template(text, where, ctx, quota) is not ArtifactStatus.ANALYZED:
             status = ArtifactStatus.PARTIAL
     return status
 

@@ -18,7 +18,7 @@ from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.safetensors import Reporter, inspect_region
 from aivet.analyzers.source import Source
-from aivet.analyzers.template import analyze_template
+from aivet.analyzers.template import TemplateQuota, analyze_template
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import gguf
 from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
@@ -166,6 +166,7 @@ def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report:
     for kv in parsed.metadata:  # one pass: a search per duplicated key would be quadratic
         firsts.setdefault(kv.raw_key, kv)
     templates, max_templates = 0, ctx.limits.max_templates_per_file  # each is a Jinja parse
+    quota = TemplateQuota(ctx)
     for raw, n in counts.items():
         if n > 1:
             first = firsts[raw]
@@ -185,7 +186,7 @@ def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report:
             else:
                 templates += 1
                 where = ctx.location(source, offset=kv.value_offset, pointer=kv.key)
-                if analyze_template(text, where, ctx) is not ArtifactStatus.ANALYZED:
+                if analyze_template(text, where, ctx, quota) is not ArtifactStatus.ANALYZED:
                     report.partial = True  # the template says why (a LIMIT-EXCEEDED or parse finding)
 
     alignment = parsed.get("general.alignment")

@@ -261,15 +261,27 @@ class _Sink:
         self.ctx.add(rule.finding(location, message, severity=severity, **details))
 
 
-def analyze_template(text: str, location: Location, ctx: Context) -> ArtifactStatus:
+class TemplateQuota:
+    """The chat-template text one file may have parsed: ``Limits.max_template_bytes`` in all.
+
+    Jinja's parse cannot be interrupted (about 200 KB a second), so a file of many large
+    templates is bounded by what it parses in total, not per template.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.left = ctx.limits.max_template_bytes
+
+
+def analyze_template(text: str, location: Location, ctx: Context,
+                     quota: TemplateQuota | None = None) -> ArtifactStatus:
     """Check one chat template string; findings go to ``ctx`` at ``location``.
 
-    Called for ``chat_template`` values in configs and GGUF metadata. Never
-    raises for hostile input: an unparseable, oversized or too costly template is a
-    finding. Returns ANALYZED, PARTIAL (a limit stopped the analysis) or ERROR
-    (unparseable), for the caller's own artifact status.
+    Called for ``chat_template`` values in configs and GGUF metadata; ``quota`` is the
+    file's (one per call when not given). Never raises for hostile input: an unparseable,
+    oversized or too costly template is a finding. Returns ANALYZED, PARTIAL (a limit
+    stopped the analysis) or ERROR (unparseable), for the caller's own artifact status.
     """
-    return _analyze(text, location, ctx, lines_in_location=False)
+    return _analyze(text, location, ctx, lines_in_location=False, quota=quota)
 
 
 def analyze_file(source: Source, ctx: Context) -> Outcome:
@@ -287,18 +299,23 @@ def analyze_file(source: Source, ctx: Context) -> Outcome:
     return Outcome(FORMAT, status)
 
 
-def _analyze(text: str, location: Location, ctx: Context, *, lines_in_location: bool) -> ArtifactStatus:
+def _analyze(text: str, location: Location, ctx: Context, *, lines_in_location: bool,
+             quota: TemplateQuota | None = None) -> ArtifactStatus:
     sink = _Sink(location, ctx, lines_in_location, {}, set())
     budget = WorkBudget(ctx.limits.max_template_steps, ctx.deadline())
+    quota = quota or TemplateQuota(ctx)
     if len(text) > LARGE_TEMPLATE_CHARS:
         sink.add(LARGE, f"chat template is {len(text)} characters long", None, length=len(text))
-    if len(text) > ctx.limits.max_template_bytes:
+    if len(text) > quota.left:
         # Jinja parses ~200 KB a second: past the limit only the linear text checks run.
+        used = ctx.limits.max_template_bytes - quota.left
+        spent = f" ({used} already parsed in this file)" if used else ""
         ctx.add(engine_rules.LIMIT_EXCEEDED.finding(
-            location, f"chat template of {len(text)} characters not parsed", limit="max_template_bytes"))
+            location, f"chat template of {len(text)} characters not parsed{spent}", limit="max_template_bytes"))
         _raw_text_checks(text, sink, "oversized")
         _close(sink)
         return ArtifactStatus.PARTIAL
+    quota.left -= len(text)
     status = ArtifactStatus.ANALYZED
     try:
         tree = _ENV.parse(text)
