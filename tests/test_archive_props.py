@@ -117,3 +117,20 @@ def test_random_zip_prefixes(prefix: bytes) -> None:
     # Anything glued in front of a zip: a prepended-data finding or a parse error, never a crash.
     seed, _ = _SEEDS["zip-stored"]
     _run(prefix + seed, archive.analyze_zip)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=0, max_size=2000),
+       reads=st.lists(st.tuples(st.integers(0, 2100), st.integers(0, 700)), max_size=40))
+def test_zip_read_ahead_reads_what_the_file_holds(tmp_path: object, data: bytes, reads: list[tuple[int, int]]) -> None:
+    """The local-header reader's window never changes a read: on a file (pread) and a stream alike."""
+    from pathlib import Path
+
+    from aivet.analyzers.archive_zip import _ReadAhead
+
+    path = Path(str(tmp_path)) / "f.bin"
+    path.write_bytes(data)
+    with path.open("rb") as fh:
+        on_file, on_stream = _ReadAhead(fh), _ReadAhead(io.BytesIO(data))
+        for offset, n in reads:
+            assert on_file(offset, n) == on_stream(offset, n) == data[offset:offset + n]

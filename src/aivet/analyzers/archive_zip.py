@@ -16,7 +16,6 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
 from typing import IO, BinaryIO
 
 from aivet import rules
@@ -114,7 +113,7 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
     mismatched: dict[int, str] = {}
     spans: list[tuple[int, int, str]] = []
     infos = zf.infolist()
-    read_at = _positional_reader(fh)
+    read_at = _ReadAhead(fh)
     for info in infos:
         if not 0 <= info.header_offset < source.size:
             raise FormatError(f"member {info.filename!r} points outside the file (offset {info.header_offset})")
@@ -169,18 +168,37 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
     return mismatched
 
 
-def _positional_reader(fh: BinaryIO) -> Callable[[int, int], bytes]:
-    """``read_at(offset, n)``: pread on a real file (no seek, no 8 KiB buffer refill per call), else seek+read."""
-    raw = getattr(fh, "raw", fh)
-    if isinstance(raw, io.FileIO):  # a file on disk, not a view of part of one
-        fd = raw.fileno()
-        return lambda offset, n: os.pread(fd, n, offset)
+_READ_AHEAD = 512  # a local header, its name, and the next member's data descriptor or header
 
-    def read_at(offset: int, n: int) -> bytes:
-        fh.seek(offset)
-        return fh.read(n)
 
-    return read_at
+class _ReadAhead:
+    """``read_at(offset, n)`` for many small reads at rising offsets.
+
+    Each fetch takes at least :data:`_READ_AHEAD` bytes, and a read inside the last fetch is a
+    slice of it: the data descriptor that ends one member and the local header of the next are
+    one fetch, not two. Fetches are ``pread`` on a real file (no seek, no 8 KiB buffer refill),
+    else seek and read.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        raw = getattr(fh, "raw", fh)
+        self._fd = raw.fileno() if isinstance(raw, io.FileIO) else None  # a file on disk, not a view of one
+        self._fh = fh
+        self._buf = b""
+        self._at = 0
+
+    def __call__(self, offset: int, n: int) -> bytes:
+        rel = offset - self._at
+        if rel >= 0 and rel + n <= len(self._buf):
+            return self._buf[rel:rel + n]
+        size = max(n, _READ_AHEAD)
+        if self._fd is not None:
+            self._buf = os.pread(self._fd, size, offset)
+        else:
+            self._fh.seek(offset)
+            self._buf = self._fh.read(size)
+        self._at = offset
+        return self._buf[:n]
 
 
 def analyze_zip(source: Source, ctx: Context) -> Outcome:

@@ -177,15 +177,14 @@ def _pickle_member(members: Members, entry: Entry, ctx: Context, ecosystem: str 
 def analyze_torch_zip(members: Members, ctx: Context, format_name: str) -> Outcome:
     """Analyse a PyTorch zip checkpoint or TorchScript archive (``format_name``) given its members."""
     source = members.source
-    prefixes = sorted({_record_prefix(e.name)[0] for e in members.entries
-                       if _record_prefix(e.name)[1] in ("data.pkl", "byteorder", "version")})
+    split = [(entry, *_record_prefix(entry.name)) for entry in members.entries]
+    prefixes = sorted({head for _, head, rest in split if rest in ("data.pkl", "byteorder", "version")})
     if len(prefixes) > 1:
         ctx.add(MULTIPLE_ARCHIVES.finding(ctx.location(source), f"record directories {prefixes}: loaders read "
                                           "only one of them", records=prefixes))
     storages = 0
     ecosystem = "torchscript" if format_name == "torchscript" else "torch"
-    for entry in members.entries:
-        _, rest = _record_prefix(entry.name)
+    for entry, _, rest in split:
         if entry.name.endswith((".pkl", ".debug_pkl")):
             if rest not in ("data.pkl", "constants.pkl") and not (
                     rest.startswith("code/") and rest.endswith(".debug_pkl")):
