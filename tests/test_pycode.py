@@ -487,9 +487,3 @@ def _load_tiktoken_bpe(tiktoken_bpe_file: str) -> Dict[bytes, int]:
 def test_compiling_cpp_extensions_is_native_code() -> None:
     code = "from torch.utils.cpp_extension import load\nkernels = load(name='k', sources=['k.cu'])\n"
     assert by_rule(found(code), "CODE-NATIVE")[0].severity is Severity.HIGH  # import time
-
-
-def test_analyze_code_for_other_analyzers() -> None:
-    ctx = Context("s")
-    pycode.analyze_code("import os\nos.system('id')", Source.from_bytes(b"", "model.pkl"), ctx, via="pickle exec")
-    assert ctx.findings[0].rule_id == "CODE-PROCESS" and ctx.findings[0].details["decoded_via"] == "pickle exec"

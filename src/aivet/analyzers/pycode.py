@@ -235,16 +235,6 @@ def analyze(source: Source, ctx: Context) -> Outcome:
     return Outcome("python", status, note)
 
 
-def analyze_code(code: str, source: Source, ctx: Context, *, line: int = 0, via: str = "") -> None:
-    """Analyse Python ``code`` found inside ``source`` (a string a pickle passes to exec, a notebook cell).
-
-    With ``via`` (how the code was obtained, e.g. ``"pickle exec argument"``) findings are
-    reported as decoded code at ``line`` of ``source``.
-    """
-    report = _Report(source, ctx, 1 if via else 0, line, via)
-    analyze_python_text(code, report)
-
-
 def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
     """Decode as Python would (PEP 263 coding cookie), replacing what does not decode."""
     try:
