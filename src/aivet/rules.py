@@ -154,6 +154,7 @@ RULE_MODULES = (
     "aivet.analyzers.gguf",
     "aivet.analyzers.safetensors",
     "aivet.analyzers.pycode",
+    "aivet.analyzers.native",
     "aivet.analyzers.config",
     "aivet.analyzers.template",
     "aivet.analyzers.secrets",

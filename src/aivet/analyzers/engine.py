@@ -60,6 +60,7 @@ ANALYZERS: dict[Format, tuple[str, str]] = {
     Format.JSON: ("aivet.analyzers.config", "analyze"),
     Format.JINJA: ("aivet.analyzers.template", "analyze_file"),
     Format.TEXT: ("aivet.analyzers.secrets", "analyze_text"),
+    Format.COMPILED_CODE: ("aivet.analyzers.native", "analyze"),
     Format.BENIGN_BINARY: ("aivet.analyzers.engine", "analyze_benign"),
     Format.EMPTY: ("aivet.analyzers.engine", "analyze_empty"),
     Format.UNKNOWN: ("aivet.analyzers.engine", "analyze_unknown"),
@@ -78,7 +79,7 @@ _DATA_ONLY_EXTENSIONS = {
     ".jpg": {Format.BENIGN_BINARY},
 }
 _EXECUTABLE_FORMATS = {Format.PICKLE, Format.ZIP, Format.TAR, Format.GZIP, Format.BZIP2, Format.XZ,
-                       Format.ZLIB, Format.LZ4, Format.SEVENZIP, Format.PYTHON, Format.HDF5}
+                       Format.ZLIB, Format.LZ4, Format.SEVENZIP, Format.PYTHON, Format.HDF5, Format.COMPILED_CODE}
 
 
 def _analyzer(fmt: Format) -> Analyzer:

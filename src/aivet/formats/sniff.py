@@ -29,6 +29,7 @@ class Format(str, enum.Enum):
     JSON = "json"
     JINJA = "jinja"
     TEXT = "text"
+    COMPILED_CODE = "compiled-code"  # ELF, Mach-O, PE, WebAssembly, Python bytecode
     BENIGN_BINARY = "benign-binary"  # images, PDFs, fonts: data formats that no model loader executes
     EMPTY = "empty"
     UNKNOWN = "unknown"
@@ -94,6 +95,8 @@ def sniff(head: bytes, name: str, size: int) -> Format:
         return Format.TAR
     if _looks_like_safetensors(head, size):
         return Format.SAFETENSORS
+    if _looks_compiled(head):  # before pickle: "MZ" and some bytecode magics are pickle opcodes too
+        return Format.COMPILED_CODE
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
     if head[0] == 0x78 and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0 and _inflates(head):
@@ -173,6 +176,15 @@ def _inflates(head: bytes) -> bool:
     except zlib.error:
         return False
     return True
+
+
+def _looks_compiled(head: bytes) -> bool:
+    """Executable headers and Python bytecode (:mod:`aivet.formats.native`, imported only for candidates)."""
+    if head[:1] in b"\x7f\xfe\xce\xcf\xcaM\x00" or head[2:4] == b"\r\n":
+        from aivet.formats import native
+
+        return native.looks_compiled(head)
+    return False
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
