@@ -326,3 +326,39 @@ def test_hostile_string_inside_a_long_array(bad_length: int, error: type) -> Non
     data[at:at + 8] = struct.pack("<Q", bad_length)
     with pytest.raises(error):
         parse(bytes(data), Limits(max_string_bytes=200))
+
+
+def test_key_with_a_nul_shadows_the_real_chat_template(tmp_path: Path) -> None:
+    # llama.cpp's duplicate check compares whole keys but gguf_find_key uses strcmp: a key
+    # "tokenizer.chat_template\0x" placed first answers lookups of the chat template.
+    hostile = payloads(tmp_path)["ssti-lipsum-globals"][0]
+    kvs = fx.base_kvs()
+    kvs.insert(1, (b"tokenizer.chat_template\x00shadow", STRING, hostile))
+    kvs.append(("tokenizer.chat_template", STRING, CHATML))
+    data = gguf_bytes(spec_with(kvs=kvs))
+    kv = parse(data).get("tokenizer.chat_template")
+    assert kv is not None and kv.raw_key == b"tokenizer.chat_template\x00shadow"
+    findings = run(data)
+    assert "TEMPLATE-SANDBOX-ESCAPE" in rule_ids(findings)  # the shadowing template is analysed
+    (dup,) = [f for f in findings if f.rule_id == "GGUF-DUPLICATE-KEY"]
+    assert dup.severity is Severity.HIGH and dup.details["key"] == "tokenizer.chat_template"
+    assert dup.details["first_key"] == "tokenizer.chat_template\x00shadow"
+
+
+def test_nul_key_shadows_the_alignment_llama_cpp_uses() -> None:
+    kvs = [(b"general.alignment\x00", STRING, "x"), *fx.base_kvs(CHATML), ("general.alignment", U32, 32)]
+    findings = run(gguf_bytes(spec_with(kvs=kvs)))
+    assert {"GGUF-DUPLICATE-KEY", "GGUF-BAD-ALIGNMENT"} <= rule_ids(findings)
+
+
+def test_huge_dimension_hidden_by_a_zero_dimension_is_malformed() -> None:
+    # Elements multiply to 0, but the first dimension is negative as ggml's int64_t ne[0].
+    findings = run(gguf_bytes(spec_with(tensors=[Tensor("a", (2**63 + 8, 0))], data_bytes=0)))
+    assert [f.severity for f in findings if f.rule_id == "GGUF-MALFORMED-TENSOR"] == [Severity.HIGH]
+
+
+def test_tensor_names_equal_up_to_a_nul_are_duplicates() -> None:
+    # ggml_set_name copies a C string: "output.weight\0x" and "output.weight" name one tensor.
+    tensors = [Tensor("output.weight", (8, 4)), Tensor("output.weight\x00x", (8, 4), offset=128)]
+    findings = run(gguf_bytes(spec_with(tensors=tensors, data_bytes=256)))
+    assert "GGUF-DUPLICATE-TENSOR" in rule_ids(findings)

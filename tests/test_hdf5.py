@@ -410,6 +410,14 @@ def h5_bases() -> tuple[bytes, ...]:
                     f.attrs[f"a{i}"] = i
                 for i in range(10):
                     f.create_group(f"g{i}").attrs["x"] = "y"
+                f["g0"]["soft"] = h5py.SoftLink("/g1")  # a symbol table soft link with 'earliest'
+                f["g2"]["ext"] = h5py.ExternalLink("other.h5", "/w")
+                f["g2"]["via"] = h5py.SoftLink("ext/x")
+                f.create_dataset("d", shape=(2,), dtype="f4", external=[("data.bin", 0, 8)])
+                layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+                layout[0:2] = h5py.VirtualSource("src.h5", "w", shape=(2,))
+                layout[2:4] = h5py.VirtualSource(".", "/d", shape=(2,))
+                f.create_virtual_dataset("v", layout)
             out.append(buf.getvalue())
     return tuple(out)
 
@@ -623,3 +631,245 @@ def test_global_heap_collections_parsed_again_are_charged() -> None:
     (problem,) = read_bytes(data, max_heap_bytes=60, max_index_entries=500).problems
     assert problem.kind == hdf5.OVER_LIMIT and problem.limit == "max_index_entries"
     assert read_bytes(data, max_index_entries=500).problems == ()  # both cached: each parsed once
+
+
+# ---------------------------------------------------------------------------------------------
+# Links that name paths (soft, external) and datasets stored in other files
+# ---------------------------------------------------------------------------------------------
+
+def findings_of(evidence: Evidence, rule: str) -> list[Any]:
+    return [f for f in evidence.findings if f.rule_id == rule]
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_external_link_and_external_storage_are_findings(tmp_path: Path, libver: str) -> None:
+    # h5py/Keras open the linked file (or read the dataset's bytes from it) when the member is read.
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        f.attrs["model_config"] = json.dumps(k2_sequential([k2_dense("d", 2)]))
+        f["model_weights"] = h5py.ExternalLink("/etc/secrets.h5", "/model_weights")
+        f.create_dataset("leak", shape=(16,), dtype="u1", external=[("../../home/u/.aws/credentials", 0, 16)])
+    evidence = aivet.scan(path)
+    (link,) = findings_of(evidence, "HDF5-EXTERNAL-LINK")
+    assert link.severity is Severity.HIGH and link.location.pointer == "/model_weights"
+    assert link.details["file"] == "/etc/secrets.h5" and link.details["target"] == "/model_weights"
+    (storage,) = findings_of(evidence, "HDF5-EXTERNAL-STORAGE")
+    assert storage.severity is Severity.HIGH and storage.details["file"] == "../../home/u/.aws/credentials"
+    assert storage.details["size"] == 16 and storage.location.pointer == "/leak"
+    assert evidence.artifacts[0].status.value == "analyzed"
+
+
+def test_external_file_severity_follows_where_it_leads(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "inside.h5").write_bytes(b"")
+    (repo / "escape.h5").symlink_to(tmp_path / "outside.h5")
+    (tmp_path / "outside.h5").write_bytes(b"")
+    path = repo / "m.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["inside"] = h5py.ExternalLink("inside.h5", "/")
+        f["missing"] = h5py.ExternalLink("missing.h5", "/")
+        f["escape"] = h5py.ExternalLink("escape.h5", "/")
+        f["url"] = h5py.ExternalLink("C:\\Users\\x.h5", "/")
+    severities = {f.location.pointer: f.severity for f in findings_of(aivet.scan(repo), "HDF5-EXTERNAL-LINK")}
+    assert severities == {"/inside": Severity.LOW, "/missing": Severity.MEDIUM, "/escape": Severity.HIGH,
+                          "/url": Severity.HIGH}
+    # Inside an archive nothing is on disk: a relative name resolves against the loader's working directory.
+    ctx = Context(subject="s")
+    keras.analyze_hdf5(Source.from_bytes(path.read_bytes(), "a.zip!m.h5"), ctx)
+    assert {f.location.pointer: f.severity for f in ctx.findings}["/inside"] is Severity.MEDIUM
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_soft_link_through_an_external_link_is_named(tmp_path: Path, libver: str) -> None:
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        hidden = f.create_group("a").create_group("b")
+        hidden["ext"] = h5py.ExternalLink("/tmp/w.h5", "/")
+        f["alias"] = f["a"]  # a second hard path to the same group: resolution must see through it
+        f["model_weights"] = h5py.SoftLink("/alias/b/./ext/layer")
+        f["chain"] = h5py.SoftLink("model_weights")
+        f["local"] = h5py.SoftLink("/a/b")
+    contents = read(path)
+    through = {link.path: link.through for link in contents.links if link.kind == hdf5.SOFT}
+    assert through == {"/model_weights": "/a/b/ext", "/chain": "/a/b/ext", "/local": None}
+    (finding,) = findings_of(aivet.scan(path), "HDF5-EXTERNAL-LINK")
+    assert set(finding.details["soft_links"]) == {"/model_weights", "/chain"}
+
+
+def test_symbol_table_soft_links_are_listed_and_their_targets_read(tmp_path: Path, marker_dir: Path) -> None:
+    # With libver 'earliest' a soft link is a symbol table entry whose scratch pad points at the path.
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.create_group("real").attrs["cfg"] = json.dumps(lambda_config(marker_dir, "soft"))
+        f["model_weights"] = h5py.SoftLink("/real")
+        f["dangling"] = h5py.SoftLink("/nowhere/x")
+    contents = read(path)
+    assert {(link.path, link.target) for link in contents.links} == {("/model_weights", "/real"),
+                                                                     ("/dangling", "/nowhere/x")}
+    assert all(link.through is None for link in contents.links) and contents.problems == ()
+    assert_lambda_found(aivet.scan(path), "/real/@cfg")  # the object behind the soft link is read
+
+
+def test_external_link_in_dense_link_storage(tmp_path: Path) -> None:
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        g = f.create_group("model_weights")
+        for i in range(40):  # past the compact link limit: a fractal heap and a name index
+            g.create_group(f"layer{i:02d}")
+        g["layer99"] = h5py.ExternalLink("../x.h5", "/")
+    contents = read(path)
+    assert [(link.path, link.file) for link in contents.links] == [("/model_weights/layer99", "../x.h5")]
+    assert contents.objects == 42
+
+
+@pytest.mark.timeout(HANG_TIMEOUT)
+def test_soft_link_cycles_and_long_paths_are_bounded() -> None:
+    def soft(name: str, target: bytes) -> bytes:
+        return msg(0x06, bytes([1, 0x08, 1, len(name)]) + name.encode() + struct.pack("<H", len(target)) + target)
+
+    # a -> b -> a: libhdf5 gives up after 16 soft links, and so does the resolver.
+    contents = read_bytes(build(ohdr(soft("a", b"/b/x"), soft("b", b"/a/y"))))
+    assert [link.through for link in contents.links] == [None, None] and contents.problems == ()
+    # Long targets stepping through a group that links to itself cost work: the index budget bounds it.
+    loop = hard_link("g", 1)
+    data = build(ohdr(loop, soft("s0", b"/g" * 100), soft("s1", b"/g" * 100 + b"/s0")), ohdr(loop))
+    assert [link.through for link in read_bytes(data).links] == [None, None]
+    contents = read_bytes(data, max_index_entries=150)
+    assert [p.limit for p in contents.problems] == ["max_index_entries"] and len(contents.links) == 2
+
+
+def test_reserved_link_type_and_bad_external_value_are_problems() -> None:
+    bad_type = msg(0x06, bytes([1, 0x08, 7, 1]) + b"x" + struct.pack("<H", 0))
+    bad_ext = msg(0x06, bytes([1, 0x08, 64, 1]) + b"y" + struct.pack("<H", 3) + b"\x10a\0")
+    user = msg(0x06, bytes([1, 0x08, 65, 1]) + b"u" + struct.pack("<H", 2) + b"zz")
+    contents = read_bytes(build(ohdr(bad_type, bad_ext, user)))
+    assert len(contents.problems) == 2
+    assert [(link.kind, link.link_type) for link in contents.links] == [(hdf5.USER_DEFINED, 65)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from([1, 64, 65, 2]), value=st.binary(max_size=300),
+       storage=st.binary(max_size=64))
+def test_random_link_values_and_external_storage_messages(kind: int, value: bytes, storage: bytes) -> None:
+    link = msg(0x06, bytes([1, 0x08, kind, 1]) + b"n" + struct.pack("<H", len(value)) + value)
+    link2 = msg(0x06, bytes([1, 0x08, 1, 1]) + b"m" + struct.pack("<H", len(value)) + value)
+    ext = msg(0x07, storage)
+    data = build(ohdr(link, link2, ext, hard_link("g", 1)), ohdr(ext))
+    contents = read_bytes(data)
+    assert len(contents.links) + len(contents.problems) >= 1
+    ctx, outcome = analyze(data)  # findings, never an exception
+    assert outcome.status.value in ("analyzed", "partial")
+
+
+@pytest.mark.parametrize("kind", ["compound", "enum", "opaque", "reference"])
+@pytest.mark.parametrize("name", ["model_config", "training_config"])
+def test_keras_attribute_of_an_undecoded_type_fails_closed(tmp_path: Path, kind: str, name: str) -> None:
+    # Keras json-decodes these two attributes; one this reader does not decode must not pass silently.
+    path = write(tmp_path / "m.h5", {})
+    with h5py.File(path, "a") as f:
+        if kind == "compound":
+            f.attrs[name] = np.array([(1, b"{}")], dtype=[("x", "i4"), ("cfg", "S8")])[0]
+        elif kind == "enum":
+            f.attrs.create(name, 1, dtype=h5py.enum_dtype({"A": 0, "B": 1}, basetype="i1"))
+        elif kind == "opaque":
+            f.attrs[name] = np.void(b'{"class_name": "Lambda"}')
+        else:
+            f.attrs[name] = f["model_weights"].ref
+    assert next(a for a in read(path).attributes if a.name == name).type_class == kind
+    evidence = aivet.scan(path)
+    (finding,) = findings_of(evidence, "KERAS-CONFIG-UNREADABLE")
+    assert finding.location.pointer == f"/@{name}"
+    assert evidence.artifacts[0].status.value == "partial"
+
+
+def test_dataset_declaring_far_more_than_the_file_holds(tmp_path: Path) -> None:
+    # CVE-2026-0897: a weight whose declared shape is huge; reading it allocates the whole array.
+    path = tmp_path / "model.weights.h5"
+    with h5py.File(path, "w") as f:
+        vars_ = f.create_group("layers").create_group("dense").create_group("vars")
+        vars_.create_dataset("0", shape=(1 << 20, 1 << 20), dtype="f4", chunks=(16, 16))
+        vars_.create_dataset("1", data=np.zeros((2,), dtype="float32"))
+        f["f8"] = np.dtype("f8")  # a committed datatype: its size is found through the reference
+        vars_.create_dataset("2", shape=(1 << 18, 1 << 18), dtype=f["f8"], chunks=(16, 16))
+    contents = read(path)
+    assert {(d.path, d.nbytes) for d in contents.datasets} == {("/layers/dense/vars/0", 4 << 40),
+                                                                ("/layers/dense/vars/1", 8),
+                                                                ("/layers/dense/vars/2", 8 << 36)}
+    findings = findings_of(aivet.scan(path), "HDF5-OVERSIZED-DATASET")
+    assert [f.location.pointer for f in findings] == ["/layers/dense/vars/0", "/layers/dense/vars/2"]
+    assert findings[0].severity is Severity.MEDIUM and list(findings[0].details["shape"]) == [1 << 20, 1 << 20]
+
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_virtual_dataset_sources_in_other_files(tmp_path: Path, libver: str) -> None:
+    # Reading a virtual dataset opens every source file of its mapping ("." is this file).
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        f.create_dataset("local", data=np.zeros(4, dtype="f4"))
+        layout = h5py.VirtualLayout(shape=(16,), dtype="f4")
+        layout[0:4] = h5py.VirtualSource("/srv/other/secrets.h5", "data", shape=(4,))
+        layout[4:8] = h5py.VirtualSource(".", "/local", shape=(4,))[::1]
+        layout[8:12] = h5py.VirtualSource(".", "/local", shape=(4,))
+        layout[12:16] = h5py.VirtualSource("/srv/other/secrets.h5", "more", shape=(4,))
+        f.create_virtual_dataset("model_weights", layout)
+    contents = read(path)
+    assert [(e.kind, e.file, e.source_dataset) for e in contents.external_storage] == [
+        ("virtual", "/srv/other/secrets.h5", "data"), ("virtual", "/srv/other/secrets.h5", "more")]
+    (finding,) = findings_of(aivet.scan(path), "HDF5-EXTERNAL-STORAGE")  # one per (dataset, file)
+    assert finding.severity is Severity.HIGH and finding.details["kind"] == "virtual"
+    assert finding.location.pointer == "/model_weights"
+
+
+def test_external_link_in_keras_v3_weights(tmp_path: Path) -> None:
+    # Keras 3 opens model.weights.h5 from inside the zip: a relative link resolves against its cwd.
+    import zipfile
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_group("layers")["dense"] = h5py.ExternalLink("weights/dense.h5", "/vars")
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", json.dumps({"module": "keras", "class_name": "Sequential", "config": {}}))
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
+        zf.writestr("model.weights.h5", buf.getvalue())
+    (finding,) = findings_of(aivet.scan(path), "HDF5-EXTERNAL-LINK")
+    assert finding.severity is Severity.MEDIUM and finding.location.path.endswith("m.keras!model.weights.h5")
+
+
+_SELECTIONS = st.sampled_from([
+    struct.pack("<II", 3, 1) + bytes(8),  # all
+    struct.pack("<IIBBI", 2, 3, 1, 2, 1) + bytes(8),  # regular hyperslab, 2-byte values, rank 1
+    struct.pack("<IIII", 2, 1, 0, 12) + bytes(12),  # version 1 hyperslab with its length
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=6), _SELECTIONS, _SELECTIONS,
+                                  st.sampled_from([0, 4, 1])), max_size=4),
+       encoding=st.sampled_from([0, 1, 2]), claimed=st.integers(0, 2**64 - 1) | st.just(-1),
+       noise=st.binary(max_size=24))
+def test_virtual_dataset_mappings_never_raise(entries: list[tuple[bytes, bytes, bytes, bytes, int]], encoding: int,
+                                              claimed: int, noise: bytes) -> None:
+    # Built mappings (some valid, some not) behind a version 4 layout message, read through the walk.
+    body = b""
+    for file, dataset, src, vds, flags in entries:
+        body += (bytes([flags]) if encoding == 1 else b"") + file + b"\0" + dataset + b"\0" + src + vds
+    count = len(entries) if claimed < 0 else claimed
+    obj = bytes([encoding]) + u64(count) + body + noise
+    gcol_size = 16 + 16 + pad8(len(obj)) + 16
+    gcol = (b"GCOL" + bytes([1, 0, 0, 0]) + u64(gcol_size) + struct.pack("<HH4x", 1, 0) + u64(len(obj))
+            + obj.ljust(pad8(len(obj)), b"\0"))
+    layout = msg(0x08, bytes([4, 3]) + at(1) + struct.pack("<I", 1))
+    space = msg(0x01, bytes([2, 1, 1, 0]) + u64(4))
+    data = build(ohdr(hard_link("v", 2)), gcol.ljust(BLOCK * 1, b"\0")[:BLOCK], ohdr(space, layout))
+    try:
+        contents = read_bytes(data)
+    except (FormatError, LimitExceeded):
+        return
+    assert all(e.kind == "virtual" and e.file != "." for e in contents.external_storage)
+    analyze(data)
+
+
+def pad8(n: int) -> int:
+    return (n + 7) & ~7

@@ -113,7 +113,11 @@ def test_unknown_module_is_high_dangerous_is_critical() -> None:
 
 
 @pytest.mark.parametrize("fn,severity", [("math.add", Severity.LOW), ("io.write_file", Severity.HIGH),
-                                          ("compat.v1.py_func", Severity.HIGH)])
+                                          ("compat.v1.py_func", Severity.HIGH),
+                                          # tf.raw_ops reaches every op, and load_op_library native code
+                                          ("raw_ops.WriteFile", Severity.HIGH), ("raw_ops.EagerPyFunc", Severity.HIGH),
+                                          ("raw_ops.DataServiceDatasetV4", Severity.HIGH),
+                                          ("load_op_library", Severity.HIGH), ("raw_ops.AddV2", Severity.LOW)])
 def test_tf_op_lambda(fn: str, severity: Severity) -> None:
     (f,) = check({"class_name": "TFOpLambda", "config": {"name": "t", "function": fn}}).findings
     assert f.rule_id == "KERAS-TF-OP-LAMBDA" and f.severity is severity
@@ -292,3 +296,77 @@ def test_keras_zip_hands_members_to_the_archive_analyzer(tmp_path: Path) -> None
     with zipfile.ZipFile(path) as zf:
         keras.analyze_keras_zip(zf, Source.from_file(path, "m.keras"), ctx, analyze_member=seen.append)
     assert seen == ["model.weights.h5"] and ctx.findings == []
+
+
+# -- safe_mode bypasses through Keras's own layers and functions ------------------------------
+
+@pytest.mark.parametrize(("class_name", "key", "path", "remote"), [
+    ("StringLookup", "vocabulary", "/etc/passwd", False),
+    ("IntegerLookup", "vocabulary", "../../home/u/.ssh/id_rsa", False),
+    ("TextVectorization", "vocabulary", "http://169.254.169.254/latest/meta-data/iam", True),
+    ("IndexLookup", "vocabulary", "gs://attacker-bucket/vocab.txt", True),
+    ("TFSMLayer", "filepath", "/tmp/dropped_saved_model", False),
+])
+def test_layer_that_reads_a_file_named_in_its_config(class_name: str, key: str, path: str, remote: bool) -> None:
+    # CVE-2025-12058: lookup layers read a vocabulary *path* while the model is rebuilt (safe_mode on);
+    # TFSMLayer loads whatever SavedModel its filepath names.
+    layer = keras_files.k3_layer(class_name, {"name": "lookup", key: path, "max_tokens": None})
+    (finding,) = check(k3_model([layer])).findings
+    assert finding.rule_id == "KERAS-FILE-REFERENCE" and finding.severity is Severity.HIGH
+    assert (finding.details["path"], finding.details["remote"]) == (path, remote)
+    assert finding.location.pointer == "/config/layers/1"
+
+
+def test_lookup_layer_with_inline_or_saved_vocabulary_is_clean() -> None:
+    # What Keras writes: the vocabulary inline (a list) or null, kept as an asset in the archive.
+    layers = [keras_files.k3_layer("StringLookup", {"name": "a", "vocabulary": ["x", "y"]}),
+              keras_files.k3_layer("StringLookup", {"name": "b", "vocabulary": None})]
+    assert check(k3_model(layers)).findings == []
+
+
+@pytest.mark.parametrize(("module", "function"), [("keras.saving", "load_model"),
+                                                  ("keras.src.utils.python_utils", "func_load"),
+                                                  ("keras.src.legacy.saving.legacy_h5_format", "load_model")])
+def test_keras_function_that_loads_code_or_models_is_a_gadget(module: str, function: str) -> None:
+    # The module allowlist passes them; a Lambda calls them with arguments from the config.
+    fn = {"module": module, "class_name": "function", "config": function, "registered_name": function}
+    layer = keras_files.k3_layer("Lambda", {"name": "l", "function": fn, "arguments": {"filepath": "/tmp/x"}})
+    assert "KERAS-GADGET" in {f.rule_id for f in check(k3_model([layer])).findings}
+
+
+@pytest.mark.parametrize("key", ["output_shape", "mask"])
+def test_legacy_lambda_output_shape_or_mask_bytecode_is_critical(tmp_path: Path, key: str) -> None:
+    # Keras 2 Lambda.from_config func_load()s output_shape and mask too when their *_type is "lambda":
+    # a harmless-looking function does not make the layer safe.
+    layer = {"class_name": "Lambda", "config": {
+        "name": "l", "function": "relu", "function_type": "function", "module": "keras.activations",
+        key: [keras_files.lambda_b64(tmp_path, key), None, None], f"{key}_type": "lambda",
+        f"{key}_module": "__main__"}}
+    findings = check(keras_files.k2_sequential([layer])).findings
+    (critical,) = [f for f in findings if f.rule_id == "KERAS-LAMBDA-LAYER"]
+    assert critical.severity is Severity.CRITICAL and "os" in critical.details["suspicious"]
+    assert critical.location.pointer == f"/config/layers/1/config/{key}"
+    assert critical.details["kind"] == f"legacy Lambda {key}"
+
+
+def test_code_nested_in_wrappers_shared_objects_and_compile_config(tmp_path: Path) -> None:
+    # A Functional model whose nested Sequential wraps a Lambda (TimeDistributed) with __lambda__ code in
+    # output_shape only, a shared object reused by id, and a loss naming builtins.exec.
+    code = {"class_name": "__lambda__", "config": {"code": keras_files.lambda_b64(tmp_path, "nested"),
+                                                   "defaults": None, "closure": None}}
+    lam = keras_files.k3_layer("Lambda", {"name": "l", "function": {"module": "keras.ops", "class_name": "function",
+                                                                    "config": "abs", "registered_name": None},
+                                          "output_shape": code})
+    wrapped = keras_files.k3_layer("TimeDistributed", {"name": "td", "layer": lam})
+    inner = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [wrapped]},
+             "shared_object_id": 140001}
+    model = {"module": "keras", "class_name": "Functional", "config": {"name": "f", "layers": [
+        {**inner, "name": "s", "inbound_nodes": []},
+        {"shared_object_id": 140001, "class_name": "Sequential", "module": "keras", "config": {}}]},
+        "compile_config": {"loss": {"module": "builtins", "class_name": "function", "config": "exec"}}}
+    findings = check(model).findings
+    lambdas = [f for f in findings if f.rule_id == "KERAS-LAMBDA-LAYER"]
+    assert [f.location.pointer for f in lambdas] == [
+        "/config/layers/0/config/layers/0/config/layer/config/output_shape"]
+    (loss,) = [f for f in findings if f.rule_id == "KERAS-FUNCTION-REFERENCE"]
+    assert loss.severity is Severity.CRITICAL and loss.location.pointer == "/compile_config/loss"

@@ -128,7 +128,12 @@ def _base() -> bytes:
     from onnx import helper
 
     node = helper.make_node("Steal", ["X"], ["Y"], name="steal", domain="x.y")
-    return make_model([node], initializers=[external_weights("../w.bin")], metadata={"k": "v"}).SerializeToString()
+    fn = helper.make_function("local.fns", "F", [], ["Y"], [helper.make_node("Identity", ["X"], ["Y"])],
+                              [helper.make_opsetid("", 17)])
+    fn.attribute_proto.append(helper.make_attribute("w", external_weights("../d.bin")))
+    model = make_model([node], initializers=[external_weights("../w.bin")], metadata={"k": "v"})
+    model.functions.append(fn)
+    return model.SerializeToString()
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
@@ -143,3 +148,31 @@ def test_mutated_models_never_crash(data: st.DataObject) -> None:
         protobuf_scan.analyze(Source.from_bytes(bytes(base[:cut]), "model.onnx"), Context(subject="s"))
     except (FormatError, LimitExceeded):
         pass
+
+
+def test_external_data_in_a_function_default_attribute() -> None:
+    # FunctionProto.attribute_proto (field 11) holds default attribute values that are substituted
+    # into the body when the function is inlined; a default tensor can name external data too.
+    from onnx import AttributeProto, helper
+
+    body = helper.make_node("Constant", [], ["Y"], name="c")
+    ref = AttributeProto(name="value", ref_attr_name="w", type=AttributeProto.TENSOR)
+    body.attribute.append(ref)
+    default = helper.make_attribute("w", external_weights("../../../../home/u/.aws/credentials"))
+    fn = helper.make_function("local.fns", "Leak", [], ["Y"], [body], [helper.make_opsetid("", 17)])
+    fn.attribute_proto.append(default)
+    call = helper.make_node("Leak", [], ["Y"], name="call", domain="local.fns")
+    model = make_model([call], opsets={"local.fns": 1})
+    model.functions.append(fn)
+    ctx = Context(subject="s")
+    protobuf_scan.analyze(Source.from_bytes(model.SerializeToString(), "m.onnx"), ctx)
+    (finding,) = ctx.findings
+    assert finding.rule_id == "ONNX-EXTERNAL-DATA-ESCAPE" and finding.severity is Severity.HIGH
+    assert finding.details["path"] == "../../../../home/u/.aws/credentials"
+
+
+def test_url_like_location_is_a_missing_file_not_a_download(tmp_path: Path) -> None:
+    # Runtimes join `location` to the model directory; a URL is never fetched, only looked up as a file.
+    path = save(make_model(initializers=[external_weights("https://evil.invalid/w.bin")]), tmp_path / "m.onnx")
+    findings = [f for f in aivet.scan(path).findings if f.rule_id.startswith("ONNX-EXTERNAL")]
+    assert [(f.rule_id, f.severity) for f in findings] == [("ONNX-EXTERNAL-DATA-MISSING", Severity.MEDIUM)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,9 +129,14 @@ def test_corrupt_saved_model_is_a_parse_error(tmp_path: Path) -> None:
 
 
 def _base() -> bytes:
-    return saved_model(graph_def(base_nodes() + [node("r", "ReadFile", ["x"])],
+    from tests.fixtures.tf_files import f_bytes
+
+    # A second meta graph with an object graph whose user object carries Keras metadata.
+    user = f_bytes(4, f_bytes(1, "_tf_keras_layer") + f_bytes(3, '{"class_name": "Lambda", "config": {}}'))
+    return saved_model(graph_def(base_nodes() + [node("r", "ReadFile", ["x"]), node("s", "SaveV2", ["c"]),
+                                                 _const_string("c", "/tmp/x")],
                                  [function("f", [node("p", "PyFunc", [], {"token": attr_s("t")})])]),
-                       assets=["a.txt"])
+                       assets=["a.txt"]) + f_bytes(2, f_bytes(7, f_bytes(1, user)))
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
@@ -153,3 +159,74 @@ def test_huge_names_do_not_stop_the_analysis() -> None:
     outcome = savedmodel.analyze_graph_def(Message.parse(graph), Source.from_bytes(graph, "g.pb"), ctx)
     assert outcome.status.value == "analyzed"
     assert [f.rule_id for f in ctx.findings] == ["TF-PYTHON-OP"]
+
+
+def test_keras_lambda_in_object_graph_user_metadata(marker_dir: Path) -> None:
+    # tf.keras loads a SavedModel without keras_metadata.pb from SavedUserObject.metadata (MetaGraphDef
+    # field 7 -> SavedObjectGraph.nodes -> SavedObject.user_object): a Lambda there runs on load too.
+    from tests.fixtures.tf_files import f_bytes, f_varint, lambda_bytecode
+
+    layer = json.dumps({"class_name": "Lambda", "config": {
+        "name": "l", "function": [lambda_bytecode(marker_dir, "object-graph"), None, None],
+        "function_type": "lambda"}})
+    user = f_bytes(1, "_tf_keras_layer") + f_bytes(3, layer)
+    objects = f_bytes(1, f_bytes(4, f_bytes(1, "_generic_user_object"))) + f_bytes(1, f_bytes(4, user))
+    data = f_varint(1, 1) + f_bytes(2, f_bytes(2, graph_def(base_nodes())) + f_bytes(7, objects))
+    ctx = Context(subject="s")
+    outcome = protobuf_scan.analyze(Source.from_bytes(data, "saved_model.pb"), ctx)
+    assert outcome.format == "tf-savedmodel"
+    (finding,) = ctx.findings
+    assert finding.rule_id == "KERAS-LAMBDA-LAYER" and finding.severity is Severity.CRITICAL
+    assert finding.location.pointer == "/object_graph_def/nodes/1/user_object/metadata"
+
+
+@pytest.mark.parametrize(("op", "rule"), [("DataServiceDatasetV4", "TF-NETWORK-OP"),
+                                          ("RegisterDatasetV2", "TF-NETWORK-OP"),
+                                          ("FileSystemSetConfiguration", "TF-FILE-OP"),
+                                          ("MatchingFilesDataset", "TF-FILE-OP"),
+                                          ("DistributedSave", "TF-FILE-OP")])
+def test_data_service_and_file_system_ops_inside_nested_functions(op: str, rule: str) -> None:
+    # Hidden two calls deep: a library function that only another library function calls.
+    graph = graph_def(base_nodes() + [node("call", "StatefulPartitionedCall", [], {"f": attr_func("outer")})],
+                      [function("outer", [node("c", "PartitionedCall", [], {"f": attr_func("inner")})]),
+                       function("inner", [node("hidden", op, [], {"address": attr_s("grpc://x.invalid:1")})])])
+    ctx = Context(subject="s")
+    savedmodel.analyze_graph_def(Message.parse(graph), Source.from_bytes(graph, "g.pb"), ctx)
+    assert [(f.rule_id, f.details["function"]) for f in ctx.findings] == [(rule, "inner")]
+
+
+def _const_string(name: str, value: str) -> bytes:
+    from tests.fixtures.tf_files import f_bytes, f_varint
+
+    # AttrValue{tensor 8: TensorProto{dtype 1 = DT_STRING (7), string_val 8}}
+    return node(name, "Const", attrs={"value": f_bytes(8, f_varint(1, 7) + f_bytes(8, value))})
+
+
+@pytest.mark.parametrize("function_name", ["__inference__traced_restore_77", "my_checkpoint_helper"])
+def test_checkpoint_op_behind_a_saver_name_with_a_path_constant_is_high(function_name: str) -> None:
+    # Saver names are the author's: a "restore" function (run at load time) whose MergeV2Checkpoints
+    # moves files to a constant absolute path must not pass as the saver.
+    graph = graph_def(base_nodes(), [function(function_name, [
+        node("merge", "MergeV2Checkpoints", ["src", "dst"], {"delete_old_dirs": f_varint_attr(1)}),
+        _const_string("dst", "/home/user/.bashrc"), _const_string("src", "variables/variables")])])
+    ctx = Context(subject="s")
+    savedmodel.analyze_graph_def(Message.parse(graph), Source.from_bytes(graph, "g.pb"), ctx)
+    (finding,) = ctx.findings
+    assert finding.rule_id == "TF-CHECKPOINT-OP" and finding.severity is Severity.HIGH
+    assert list(finding.details["paths"]) == ["/home/user/.bashrc"] and finding.details["node"] == "merge"
+
+
+def test_saver_without_path_constants_stays_quiet_and_outside_it_is_medium() -> None:
+    graph = graph_def(base_nodes() + [node("w", "SaveV2", ["p"]), _const_string("p", "ckpt/model")],
+                      [function("__inference__traced_save_40", [
+                          node("SaveV2", "SaveV2", ["file_prefix"]), _const_string("part", "_temp/part")])])
+    ctx = Context(subject="s")
+    savedmodel.analyze_graph_def(Message.parse(graph), Source.from_bytes(graph, "g.pb"), ctx)
+    assert [(f.rule_id, f.severity, f.details["node"]) for f in ctx.findings] == [
+        ("TF-CHECKPOINT-OP", Severity.MEDIUM, "w")]
+
+
+def f_varint_attr(value: int) -> bytes:
+    from tests.fixtures.tf_files import f_varint
+
+    return f_varint(5, value)  # AttrValue{b 5}

@@ -30,7 +30,9 @@ DUPLICATE_KEY = Rule(
     "GGUF-DUPLICATE-KEY",
     "Duplicate metadata key",
     "The same metadata key appears twice. llama.cpp rejects such files while other readers keep the first "
-    "or the last value, so a scanner and a runtime may see different chat templates or settings.",
+    "or the last value, so a scanner and a runtime may see different chat templates or settings. Keys are "
+    "compared as llama.cpp looks them up, up to the first NUL byte: its duplicate check compares whole "
+    "keys, but its lookups use strcmp, so `tokenizer.chat_template\\0x` placed first shadows the real key.",
     Severity.HIGH,
     (ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL),
     ("CWE-436",),
@@ -161,21 +163,23 @@ def analyze(source: Source, ctx: Context) -> Outcome:
 
 
 def _check_metadata(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: Reporter) -> None:
-    counts = Counter(kv.raw_key for kv in parsed.metadata)
-    firsts: dict[bytes, gguf.KeyValue] = {}
+    # Keys are counted as llama.cpp looks them up (up to the first NUL): "k\0x" before "k" shadows it.
+    counts = Counter(kv.c_key for kv in parsed.metadata)
+    firsts: dict[str, gguf.KeyValue] = {}
     for kv in parsed.metadata:  # one pass: a search per duplicated key would be quadratic
-        firsts.setdefault(kv.raw_key, kv)
+        firsts.setdefault(kv.c_key, kv)
     templates, max_templates = 0, ctx.limits.max_templates_per_file  # each is a Jinja parse
     quota = TemplateQuota(ctx)
-    for raw, n in counts.items():
+    for c_key, n in counts.items():
         if n > 1:
-            first = firsts[raw]
-            report.add(DUPLICATE_KEY, f"metadata key {first.key!r} appears {n} times", offset=first.offset,
-                       pointer=first.key, key=first.key, count=n)
+            first = firsts[c_key]
+            shadow = f"; llama.cpp reads the first, {first.key!r}" if first.key != c_key else ""
+            report.add(DUPLICATE_KEY, f"metadata key {c_key!r} appears {n} times{shadow}", offset=first.offset,
+                       pointer=first.key, key=c_key, count=n, first_key=first.key)
     for kv in parsed.metadata:
         _check_key(kv, report)
         _check_value(kv, report)
-        if kv.key == CHAT_TEMPLATE_KEY or kv.key.startswith(CHAT_TEMPLATE_KEY + "."):
+        if kv.c_key == CHAT_TEMPLATE_KEY or kv.c_key.startswith(CHAT_TEMPLATE_KEY + "."):
             text = kv.text()
             if text is None:
                 report.add(MALFORMED_METADATA, f"{kv.key} is a {kv.type.name.lower()}, not a string",
@@ -243,10 +247,11 @@ def _check_value(kv: gguf.KeyValue, report: Reporter) -> None:
 
 
 def _check_tensors(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: Reporter) -> None:
-    names = Counter(t.raw_name for t in parsed.tensors)
+    # ggml keeps names as C strings (ggml_set_name): "a\0x" and "a" are one tensor to it.
+    names = Counter(t.raw_name.split(b"\0", 1)[0] for t in parsed.tensors)
     firsts: dict[bytes, gguf.TensorInfo] = {}
     for t in parsed.tensors:
-        firsts.setdefault(t.raw_name, t)
+        firsts.setdefault(t.raw_name.split(b"\0", 1)[0], t)
     for raw, n in names.items():
         if n > 1:
             first = firsts[raw]
@@ -259,7 +264,7 @@ def _check_tensors(parsed: gguf.GGUFFile, source: Source, ctx: Context, report: 
         if len(t.raw_name) > gguf.MAX_TENSOR_NAME:
             report.add(MALFORMED_TENSOR, f"tensor name of {len(t.raw_name)} bytes (ggml allows "
                        f"{gguf.MAX_TENSOR_NAME})", severity=Severity.MEDIUM, **where)
-        if t.elements > _INT64_MAX:
+        if t.elements > _INT64_MAX or any(d > _INT64_MAX for d in t.dims):  # a zero dimension hides the rest
             report.add(MALFORMED_TENSOR, f"tensor {t.name!r} dimensions {list(t.dims)} overflow int64", **where)
             continue
         if t.offset % parsed.alignment:

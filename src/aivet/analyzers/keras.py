@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import IO, BinaryIO
 
 from aivet import rules
+from aivet.analyzers import onnx, savedmodel
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
@@ -89,8 +90,9 @@ TF_OP_LAMBDA = Rule(
     "KERAS-TF-OP-LAMBDA",
     "Keras TFOpLambda layer calls a TensorFlow function by name",
     "TFOpLambda/SlicingOpLambda layers call a TensorFlow API function named in the config. Most are "
-    "maths; names under tf.io, tf.py_function, numpy_function or summary writers touch files or run "
-    "Python and are reported as high.",
+    "maths; names under tf.io, tf.py_function, numpy_function, load_op_library or summary writers, and "
+    "tf.raw_ops ops that run Python or touch files or the network (raw_ops.ReadFile, WriteFile, "
+    "PyFunc, ...), are reported as high.",
     Severity.LOW,
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-470",),
@@ -105,8 +107,59 @@ UNREADABLE_CONFIG = Rule(
     ("CWE-20",),
 )
 
+FILE_REFERENCE = Rule(
+    "KERAS-FILE-REFERENCE",
+    "Keras layer config makes the loader read a file or URL",
+    "Lookup layers (StringLookup, IntegerLookup, IndexLookup, TextVectorization) take a file path as "
+    "`vocabulary` and read it while the model is rebuilt; TFSMLayer loads the SavedModel at its "
+    "`filepath`. Through tf.io.gfile the path may also be a gs://, s3:// or http(s):// URL: any local "
+    "file becomes the vocabulary (readable again with get_vocabulary) or the server makes requests "
+    "of the model author's choosing (CVE-2025-12058, a safe_mode bypass). Keras saves vocabularies as "
+    "assets inside the archive, never as paths.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-22", "CWE-918"),
+)
+HDF5_EXTERNAL_LINK = Rule(
+    "HDF5-EXTERNAL-LINK",
+    "HDF5 external link makes the loader open another file",
+    "A group member is an external link: a file name and a path in that file. h5py and Keras open "
+    "that file when the member is read (the weights group, a layer, a soft link leading through it), "
+    "so its contents stand in for this file's. High when the file name is absolute, has a '..' "
+    "component or resolves outside the model directory (reads any HDF5 file the loader can, e.g. to "
+    "leak it through the weights); medium when it cannot be checked (inside an archive it resolves "
+    "against the loader's working directory) or the file is missing; low when it is a file of the "
+    "repository (scanned on its own).",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-22", "CWE-73"),
+)
+HDF5_EXTERNAL_STORAGE = Rule(
+    "HDF5-EXTERNAL-STORAGE",
+    "HDF5 dataset reads its data from another file",
+    "A dataset keeps its raw data in external files named by path (the external data files message), "
+    "or is a virtual dataset mapping datasets of other HDF5 files. Reading the weights reads those "
+    "bytes, whatever the file is: an absolute or '..' path, or one "
+    "resolving outside the model directory, is an arbitrary file read into a tensor (high; cf. ONNX "
+    "external data). Medium when it cannot be checked or is missing, low inside the repository.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-22", "CWE-73"),
+)
+HDF5_OVERSIZED_DATASET = Rule(
+    "HDF5-OVERSIZED-DATASET",
+    "HDF5 dataset declares far more data than the file holds",
+    "A dataset's shape and type declare at least 1 GiB and more than 16 times the file's size. h5py "
+    "and Keras allocate the whole declared array when a weight is read (chunks never written are "
+    "filled in memory), so a small file can exhaust the loader's memory (CVE-2026-0897: a "
+    "model.weights.h5 in a .keras archive). Weights that large are normally stored, not declared.",
+    Severity.MEDIUM,
+    (ATLAS_UNSAFE_ARTIFACTS,),
+    ("CWE-400", "CWE-770"),
+)
+
 RULES = (LAMBDA_LAYER, FUNCTION_REFERENCE, UNSAFE_MODULE, DOWNLOAD_GADGET, CUSTOM_OBJECT, TF_OP_LAMBDA,
-         UNREADABLE_CONFIG)
+         UNREADABLE_CONFIG, FILE_REFERENCE, HDF5_EXTERNAL_LINK, HDF5_EXTERNAL_STORAGE, HDF5_OVERSIZED_DATASET)
 
 _ALLOWED_ROOTS = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv")
 _DANGEROUS_ROOTS = frozenset(
@@ -117,8 +170,16 @@ _DANGEROUS_NAMES = frozenset(
     "system popen exec eval execfile compile __import__ open spawn spawnl spawnv fork run call "
     "check_output check_call Popen getoutput remove unlink rmtree write_file get_file loads load "
     "getattr setattr import_module socket connect urlopen urlretrieve".split())
-_GADGET = re.compile(r"get_file|file_utils|enable_unsafe_deserialization|safe_mode|urlretrieve")
+# Keras functions that fetch or write files, load other models, turn safe_mode off or unmarshal code:
+# under a Keras module they pass the module allowlist, and a Lambda can call them with config arguments.
+_GADGET = re.compile(r"get_file|file_utils|enable_unsafe_deserialization|safe_mode|urlretrieve|func_load|"
+                     r"(^|\.)load_model$")
+# Layers that read the file (or URL) their config names; the key that names it.
+_FILE_KEYS = {"StringLookup": "vocabulary", "IntegerLookup": "vocabulary", "IndexLookup": "vocabulary",
+              "TextVectorization": "vocabulary", "TFSMLayer": "filepath"}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _TF_OP_DANGER = re.compile(r"(^|\.)(io|gfile|summary|debugging)\.|py_func|numpy_function|py_function|"
+                           r"load_op_library|load_library|load_pluggable_device_library|"
                            r"write_file|read_file|save|restore|print")
 _MAX_WALK = 1_000_000  # dict/list nodes visited in one config
 _MAX_STRINGS = 64
@@ -181,11 +242,31 @@ def _check_object(obj: dict[object, object], source: Source, ctx: Context, where
             _report_function(str(inner.get("module") or ""), function, loc, ctx)
         elif not isinstance(function, dict):  # a dict is a nested __lambda__/function, visited on its own
             _report_lambda(function, loc, ctx, "legacy Lambda")
+        # Keras 2 rebuilds output_shape and mask the same way as the function: bytecode when their
+        # *_type is "lambda", an imported function when it is "function" (a benign-looking function
+        # does not make the layer safe).
+        for key in ("output_shape", "mask"):
+            value, kind = inner.get(key), inner.get(f"{key}_type")
+            at = ctx.location(source, offset=offset, pointer=f"{where}/config/{key}")
+            if kind == "lambda" and not isinstance(value, dict):
+                _report_lambda(value, at, ctx, f"legacy Lambda {key}")
+            elif kind == "function" and isinstance(value, str):
+                _report_function(str(inner.get(f"{key}_module") or ""), value, at, ctx)
     elif class_name in ("TFOpLambda", "SlicingOpLambda") and isinstance(inner, dict):
         fn = str(inner.get("function", ""))
-        danger = bool(_TF_OP_DANGER.search(fn))
+        # tf.raw_ops.<Op> reaches every registered op: judge the op as the graph checks do.
+        raw_op = fn.rsplit("raw_ops.", 1)[1] if "raw_ops." in fn else None
+        danger = bool(_TF_OP_DANGER.search(fn)) or (raw_op is not None and savedmodel.risky_op(raw_op))
         ctx.add(TF_OP_LAMBDA.finding(loc, f"{class_name} calls TensorFlow function {fn[:200]!r}",
                                      severity=Severity.HIGH if danger else None, function=fn[:200]))
+    elif isinstance(class_name, str) and class_name in _FILE_KEYS and isinstance(inner, dict):
+        key = _FILE_KEYS[class_name]
+        path = inner.get(key)
+        if isinstance(path, str) and path:
+            remote = bool(_URL.match(path))
+            ctx.add(FILE_REFERENCE.finding(
+                loc, f"{class_name} reads its {key} from {'URL' if remote else 'file'} {path[:200]!r} when loaded",
+                class_name=class_name, key=key, path=path[:1000], remote=remote))
     elif class_name == "function" and isinstance(inner, str):
         if not (isinstance(module, str) and _allowed_module(module)):
             _report_function(str(module or ""), inner, loc, ctx)
@@ -430,6 +511,7 @@ def analyze_hdf5(source: Source, ctx: Context) -> Outcome:
                            f"HDF5 structure not parsed ({str(exc)[:200]}); byte-scan fallback located "
                            f"{found} Keras config(s)")
         configs, checked, complete = _check_attributes(contents, source, ctx)
+        _check_external(contents, source, ctx)
         note = (f"structure parsed (superblock v{contents.superblock_version}, {contents.objects} object(s), "
                 f"{len(contents.attributes)} attribute(s)); {configs} Keras config(s) read from attributes")
         for problem in contents.problems[:_MAX_PROBLEM_FINDINGS]:
@@ -489,6 +571,72 @@ def _check_attributes(contents: hdf5.Hdf5Contents, source: Source,
             if keras_attr or (isinstance(doc, dict) and ("class_name" in doc or "module" in doc)):
                 configs += 1
     return configs, checked, complete
+
+
+def _check_external(contents: hdf5.Hdf5Contents, source: Source, ctx: Context) -> None:
+    """Report external links (with the soft links that lead through them), data kept in other files and
+    datasets declaring far more data than the file holds."""
+    via: dict[str, list[str]] = {}
+    for link in contents.links:
+        if link.kind == hdf5.SOFT and link.through is not None:
+            via.setdefault(link.through, []).append(link.path)
+    reported = 0
+    for link in contents.links:
+        if link.kind != hdf5.EXTERNAL or link.file is None:
+            continue
+        reported += 1
+        if reported > ctx.limits.max_findings_per_file:
+            break
+        severity, why = _file_verdict(link.file, source, ctx)
+        soft = via.get(link.path, [])
+        note = f"; soft link(s) {', '.join(soft[:5])} lead through it" if soft else ""
+        ctx.add(HDF5_EXTERNAL_LINK.finding(
+            ctx.location(source, offset=link.offset, pointer=link.path),
+            f"{link.path} is an external link to {link.target[:200]!r} in file {link.file[:200]!r} ({why}){note}",
+            severity=severity, file=link.file[:1000], target=link.target[:1000], soft_links=soft[:50]))
+    oversized = [d for d in contents.datasets
+                 if d.nbytes >= _OVERSIZED_BYTES and d.nbytes > _OVERSIZED_RATIO * max(source.size, 1)]
+    for dataset in oversized[:ctx.limits.max_findings_per_file]:
+        ctx.add(HDF5_OVERSIZED_DATASET.finding(
+            ctx.location(source, offset=dataset.offset, pointer=dataset.path),
+            f"dataset {dataset.path} declares {dataset.nbytes} bytes (shape {dataset.shape}) in a file of "
+            f"{source.size} bytes", shape=list(dataset.shape or ()), nbytes=dataset.nbytes,
+            element_size=dataset.element_size))
+    seen: set[tuple[str, str, str]] = set()
+    for ext in contents.external_storage:
+        if (ext.path, ext.file, ext.kind) in seen:
+            continue  # a virtual dataset maps many regions of one source file
+        seen.add((ext.path, ext.file, ext.kind))
+        if len(seen) > ctx.limits.max_findings_per_file:
+            break
+        severity, why = _file_verdict(ext.file, source, ctx)
+        if ext.kind == "virtual":
+            message = (f"virtual dataset {ext.path} maps dataset {(ext.source_dataset or '')[:200]!r} of file "
+                       f"{ext.file[:200]!r} ({why})")
+        else:
+            message = f"dataset {ext.path} reads {ext.size} bytes of its data from file {ext.file[:200]!r} ({why})"
+        ctx.add(HDF5_EXTERNAL_STORAGE.finding(
+            ctx.location(source, offset=ext.offset, pointer=ext.path), message, severity=severity,
+            file=ext.file[:1000], kind=ext.kind, file_offset=ext.file_offset, size=ext.size,
+            source_dataset=(ext.source_dataset or "")[:1000]))
+
+
+_OVERSIZED_BYTES = 1 << 30
+_OVERSIZED_RATIO = 16
+
+
+def _file_verdict(name: str, source: Source, ctx: Context) -> tuple[Severity, str]:
+    """How far another file an HDF5 file names may lead: judged as ONNX external data paths are."""
+    if onnx.escapes_syntactically(name):
+        return Severity.HIGH, "absolute or '..' path"
+    if source.fs_path is None:
+        return Severity.MEDIUM, "relative to the loader's working directory"
+    verdict, _resolved = onnx.resolve_sibling(name, source.fs_path, ctx.root)
+    if verdict == onnx.ESCAPES:
+        return Severity.HIGH, "resolves outside the model directory"
+    if verdict == onnx.MISSING:
+        return Severity.MEDIUM, "no such file next to the model"
+    return Severity.LOW, "a file of the repository"
 
 
 def _texts(value: hdf5.Value) -> list[tuple[int | None, bytes]]:

@@ -13,7 +13,7 @@ functions 25}; GraphProto{node 1, initializer 5, input 11, output 12, value_info
 sparse_initializer 15}; NodeProto{name 3, op_type 4, attribute 5, domain 7};
 AttributeProto{t 5, g 6, tensors 10, graphs 11, sparse_tensor 22, sparse_tensors 23}; TensorProto{name 8,
 external_data 13, data_location 14}; SparseTensorProto{values 1, indices 2};
-FunctionProto{name 1, node 7, domain 10}; TrainingInfoProto{initialization 1,
+FunctionProto{name 1, node 7, domain 10, attribute_proto 11}; TrainingInfoProto{initialization 1,
 algorithm 2}; StringStringEntryProto{key 1, value 2}.
 """
 
@@ -167,6 +167,10 @@ class _Walker:
                 name = f.head_text(4096)
             elif f.wire_type == LEN and f.number == 7:
                 self.node(f.submessage(), f"function {name}")
+            elif f.wire_type == LEN and f.number == 11:
+                # attribute_proto: default attribute values, substituted into the body when the
+                # function is inlined; a default tensor may name external data like any other.
+                self.attribute(f.submessage(), f"function {name}/default")
 
     def graph(self, msg: Message, where: str) -> None:
         for f in msg:
@@ -265,7 +269,7 @@ class _Walker:
     def location(self, location: str, tensor: str, offset: int, external: bool) -> None:
         loc = self.ctx.location(self.source, offset=offset)
         details: dict[str, Any] = {"tensor": tensor[:200], "path": location[:1000], "data_location_external": external}
-        if _escapes_syntactically(location):
+        if escapes_syntactically(location):
             self.ctx.add(EXTERNAL_DATA_ESCAPE.finding(
                 loc, f"tensor {tensor!r} reads external data from {location[:200]!r}", **details))
             return
@@ -279,28 +283,53 @@ class _Walker:
                        "were only checked by name")
             return
         self.locations.add(location)
-        base = fs_path.parent.resolve()
-        allowed = self.ctx.root.resolve() if self.ctx.root is not None else base
-        target = Path(os.path.normpath(base / location))
-        try:
-            resolved = target.resolve(strict=True)
-        except (OSError, RuntimeError):
+        verdict, resolved = resolve_sibling(location, fs_path, self.ctx.root)
+        if verdict == MISSING:
             self.ctx.add(EXTERNAL_DATA_MISSING.finding(
                 loc, f"tensor {tensor!r} names external data {location[:200]!r}, which does not exist", **details))
-            return
-        if not (resolved.is_relative_to(base) or resolved.is_relative_to(allowed)):
+        elif verdict == ESCAPES:
             self.ctx.add(EXTERNAL_DATA_ESCAPE.finding(
                 loc, f"tensor {tensor!r} external data {location[:200]!r} resolves outside the model directory",
                 resolved=str(resolved)[:1000], **details))
 
 
-def _escapes_syntactically(location: str) -> bool:
+# Verdicts of resolve_sibling
+ESCAPES = "escapes"
+MISSING = "missing"
+INSIDE = "inside"
+
+
+def escapes_syntactically(location: str) -> bool:
+    """Whether a file name a model gives for another file leaves its directory by its spelling alone.
+
+    Empty, NUL, absolute (POSIX, UNC, drive letter), ``~`` and any ``..`` component (with ``/``
+    or ``\\`` separators) all escape. Shared with the HDF5 external link and storage checks.
+    """
     if not location or "\x00" in location:
         return True
     if location.startswith(("/", "\\")) or PureWindowsPath(location).drive:
         return True
     parts = set(PurePosixPath(location.replace("\\", "/")).parts)
     return ".." in parts or location.startswith("~")
+
+
+def resolve_sibling(location: str, model: Path, root: Path | None) -> tuple[str, Path | None]:
+    """Resolve a relative file name against the directory of ``model`` on disk, symbolic links included.
+
+    Returns ``(MISSING, None)`` when nothing is there, ``(ESCAPES, resolved)`` when it resolves
+    outside both the model's directory and the repository ``root``, else ``(INSIDE, resolved)``.
+    Check :func:`escapes_syntactically` first.
+    """
+    base = model.parent.resolve()
+    allowed = root.resolve() if root is not None else base
+    target = Path(os.path.normpath(base / location))
+    try:
+        resolved = target.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return MISSING, None
+    if not (resolved.is_relative_to(base) or resolved.is_relative_to(allowed)):
+        return ESCAPES, resolved
+    return INSIDE, resolved
 
 
 def analyze_model(msg: Message, source: Source, ctx: Context) -> Outcome:

@@ -19,6 +19,7 @@ func 10}; ListValue{s 2, func 9}; NameAttrList{name 1}; AssetFileDef{filename 2}
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
-from aivet.formats.protobuf import LEN, Message
+from aivet.formats.protobuf import LEN, Field, Message
 from aivet.formats.safetensors import json_cost
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
@@ -57,8 +58,9 @@ FILE_OP = Rule(
 NETWORK_OP = Rule(
     "TF-NETWORK-OP",
     "TensorFlow graph sends data to a URL",
-    "A debug op (DebugIdentity and friends) has debug_urls, or PrintV2 writes to a file: tensors "
-    "passing through are sent to grpc:// or written to file:// targets chosen by the model author.",
+    "A debug op (DebugIdentity and friends) has debug_urls, PrintV2 writes to a file, or a tf.data "
+    "service op (DataServiceDataset, RegisterDataset) connects to a dispatcher: tensors passing through "
+    "are sent to grpc:// or written to file:// targets chosen by the model author.",
     Severity.HIGH,
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-200",),
@@ -67,7 +69,10 @@ CHECKPOINT_OP = Rule(
     "TF-CHECKPOINT-OP",
     "Checkpoint op outside the saver",
     "Save/Restore/MergeV2Checkpoints ops are normal in a SavedModel's saver graph and its traced "
-    "save/restore functions. Elsewhere they read or overwrite arbitrary files when the model runs.",
+    "save/restore functions. Elsewhere they read, overwrite, move or delete arbitrary files when the "
+    "model runs. Saver names are the model author's to choose, so a checkpoint op whose function (or "
+    "graph) embeds a path-like string constant (absolute, '..', a drive or a URL) is high wherever it is: "
+    "the restore function runs at load time.",
     Severity.MEDIUM,
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-73",),
@@ -165,6 +170,11 @@ def _read_attr(entry: Message, strings: list[tuple[str, str]], funcs: list[str],
                     continue
                 if v.number == 2 and 0 < v.value <= 4096 and len(values) < MAX_NODE_VALUES:
                     values.append(v.text())
+                elif v.number == 8:  # a TensorProto (Const value): its string_val items (field 8)
+                    for item in v.submessage().fields(8):
+                        clock.tick()
+                        if item.wire_type == LEN and 0 < item.value <= 4096 and len(values) < MAX_NODE_VALUES:
+                            values.append(item.text())
                 elif v.number == 10:
                     _keep_funcs(funcs, v.submessage())
                 elif v.number == 1:  # ListValue
@@ -234,10 +244,20 @@ def library_functions(graph: Message, clock: Clock | None = None) -> set[str]:
     return names
 
 
+# A string constant naming a place outside the model: absolute, a parent directory, a drive or a URL.
+_PATH_LIKE = re.compile(r"^(/|~|\\\\|[A-Za-z]:[\\/])|(^|[\\/])\.\.([\\/]|$)|^[A-Za-z][A-Za-z0-9+.-]*://")
+_MAX_PENDING = 1024  # checkpoint nodes held until their function's constants are known
+_MAX_PATHS = 8  # path-like constants kept per function
+
+
 class _Checker:
     def __init__(self, source: Source, ctx: Context) -> None:
         self.source = source
         self.ctx = ctx
+        # Checkpoint ops wait for the end of the graph: whether their function embeds a path-like
+        # constant decides their severity, and nodes (and functions) come in any order.
+        self.pending: list[tuple[str, Node]] = []
+        self.paths: dict[str, list[str]] = {}
         self.counts: dict[tuple[str, str], int] = {}
         self.other: dict[str, int] = {}  # per rule: nodes whose op came after MAX_KINDS distinct ones
         self.listed = 0  # findings listed, against max_findings_per_file
@@ -268,7 +288,38 @@ class _Checker:
         for function, node in iter_graph(graph, self.clock):
             count += 1
             self.node(node, function, known)
+            self.constants(node, function)
+        self.flush()
         return count
+
+    def constants(self, node: Node, function: str) -> None:
+        """Remember string constants of a function (or the main graph) that name outside places."""
+        for _, value in node.strings:
+            if _PATH_LIKE.search(value):
+                found = self.paths.get(function)
+                if found is None:
+                    if len(self.paths) >= MAX_KINDS:
+                        found = self.paths.setdefault("\0overflow", [])  # shared: louder, never quieter
+                    else:
+                        found = self.paths.setdefault(function, [])
+                if len(found) < _MAX_PATHS and value[:200] not in found:
+                    found.append(value[:200])
+
+    def flush(self) -> None:
+        """Judge the checkpoint ops held back, now that every constant of the graph is known."""
+        overflow = self.paths.get("\0overflow", [])
+        for function, node in self.pending:
+            paths = self.paths.get(function, []) or overflow
+            if _in_saver(node.name, function):
+                if paths:
+                    self.add(CHECKPOINT_OP, node, function, "checkpoint op in a save/restore function that embeds "
+                             f"path-like constants ({', '.join(repr(p) for p in paths[:3])})",
+                             severity=Severity.HIGH, paths=paths)
+            else:
+                self.add(CHECKPOINT_OP, node, function, "checkpoint op outside the saver",
+                         severity=Severity.HIGH if paths else None, paths=paths)
+        self.pending.clear()
+        self.paths.clear()
 
     def node(self, node: Node, function: str, known: set[str]) -> None:
         op = node.op
@@ -276,8 +327,13 @@ class _Checker:
             self.add(PYTHON_OP, node, function, "graph calls Python")
         elif op in FILE_OPS:
             self.add(FILE_OP, node, function, "graph touches files", strings=[v[:200] for _, v in node.strings][:8])
+        elif op in NETWORK_OPS:
+            self.add(NETWORK_OP, node, function, "graph talks to a tf.data service",
+                     strings=[v[:200] for _, v in node.strings][:8])
         elif op in CHECKPOINT_OPS:
-            if not _in_saver(node.name, function):
+            if len(self.pending) < _MAX_PENDING:
+                self.pending.append((function, node))
+            elif not _in_saver(node.name, function):
                 self.add(CHECKPOINT_OP, node, function, "checkpoint op outside the saver")
         elif op in ("DecodeProtoV2", "EncodeProto"):
             for key, value in node.strings:
@@ -341,6 +397,8 @@ def analyze_saved_model(msg: Message, source: Source, ctx: Context) -> Outcome:
                 for name in part.submessage().fields(2):
                     if name.wire_type == LEN and assets < ctx.limits.max_findings_per_file:
                         assets += _check_asset(name.head_text(4096), name.offset, source, ctx)
+            elif part.number == 7:
+                _check_object_graph(part.submessage(), source, ctx)
     checker.summary()
     return Outcome("tf-savedmodel", ArtifactStatus.ANALYZED, f"{graphs} graph(s), {nodes} node(s)")
 
@@ -363,6 +421,46 @@ def _check_asset(name: str, offset: int, source: Source, ctx: Context) -> int:
     return 0
 
 
+def _check_object_graph(graph: Message, source: Source, ctx: Context) -> None:
+    """Check the Keras configs of a SavedModel's object graph (SavedUserObject.metadata).
+
+    tf.keras loads a SavedModel without keras_metadata.pb from these strings instead (the
+    legacy layout): a Lambda there runs on load just as one in keras_metadata.pb does.
+    SavedObjectGraph{nodes 1}; SavedObject{user_object 4}; SavedUserObject{identifier 1, metadata 3}.
+    """
+    deadline = ctx.deadline()
+    for index, node in enumerate(graph.fields(1)):
+        if index % _DEADLINE_EVERY == _DEADLINE_EVERY - 1 and time.monotonic() > deadline:
+            raise LimitExceeded("max_seconds_per_file", "SavedModel object graph walk ran out of time", node.offset)
+        if node.wire_type != LEN:
+            continue
+        for user in node.submessage().fields(4):
+            if user.wire_type != LEN:
+                continue
+            for f in user.submessage().fields(3):
+                if f.wire_type == LEN and f.value >= 2:
+                    _check_json_field(f, source, ctx, f"/object_graph_def/nodes/{index}/user_object/metadata")
+
+
+def _check_json_field(f: Field, source: Source, ctx: Context, pointer: str) -> None:
+    """Check a string field that holds a JSON object as a Keras config, within the size and cost limits."""
+    from aivet.analyzers.keras import check_keras_json_text
+
+    head = bytes(f.message.buf[f.start:f.start + 1])
+    if head != b"{":
+        return
+    if f.value > ctx.limits.max_string_bytes:
+        ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
+                                             "Keras metadata string too large", limit="max_string_bytes"))
+        return
+    raw = f.bytes()
+    if json_cost(raw) > ctx.limits.max_json_cost:
+        ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
+                                             "Keras metadata JSON too costly to parse", limit="max_json_cost"))
+        return
+    check_keras_json_text(raw, source, ctx, pointer=pointer)
+
+
 def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcome:
     """Check keras_metadata.pb: each SavedObject's JSON metadata is a Keras layer config.
 
@@ -370,8 +468,6 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
     ``metadata`` string. Every string field that parses as a JSON object is
     checked, so a shifted field number cannot hide a config.
     """
-    from aivet.analyzers.keras import check_keras_json_text
-
     objects = 0
     deadline = ctx.deadline()
     for node in msg.fields(1):
@@ -381,21 +477,8 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
         if objects % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
             raise LimitExceeded("max_seconds_per_file", "Keras metadata walk ran out of time", node.offset)
         for f in node.submessage():
-            if f.wire_type != LEN or f.value < 2:
-                continue
-            head = bytes(f.message.buf[f.start:f.start + 1])
-            if head == b"{":
-                if f.value > ctx.limits.max_string_bytes:
-                    ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
-                                                         "Keras metadata string too large", limit="max_string_bytes"))
-                    continue
-                raw = f.bytes()
-                if json_cost(raw) > ctx.limits.max_json_cost:
-                    ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source, offset=f.offset),
-                                                         "Keras metadata JSON too costly to parse",
-                                                         limit="max_json_cost"))
-                    continue
-                check_keras_json_text(raw, source, ctx, pointer=f"/nodes/{objects - 1}")
+            if f.wire_type == LEN and f.value >= 2:
+                _check_json_field(f, source, ctx, f"/nodes/{objects - 1}")
     return Outcome("keras-metadata", ArtifactStatus.ANALYZED, f"{objects} saved object(s)")
 
 
@@ -415,8 +498,23 @@ ExperimentalCSVDataset DatasetToTFRecord ExperimentalDatasetToTFRecord SaveDatas
 LoadDataset SnapshotDataset SnapshotDatasetV2 CacheDataset CacheDatasetV2
 CreateSummaryFileWriter CreateSummaryDbWriter ImportEvent WriteFileWriter
 DecodeWav_File InitializeTableFromTextFile InitializeTableFromTextFileV2 BoostedTreesCreateEnsemble
-GenerateVocabRemapping
+GenerateVocabRemapping FileSystemSetConfiguration MatchingFilesDataset ExperimentalMatchingFilesDataset
+DistributedSave SnapshotDatasetReader SnapshotNestedDatasetReader SnapshotChunkDataset ListSnapshotChunksDataset
 """.split())
+# tf.data service: the graph connects to a dispatcher/worker address it names and streams data from or to it.
+NETWORK_OPS = frozenset("""
+DataServiceDataset DataServiceDatasetV2 DataServiceDatasetV3 DataServiceDatasetV4 RegisterDataset RegisterDatasetV2
+""".split())
+def risky_op(op: str) -> bool:
+    """Whether a TensorFlow op (by its registered name) runs Python, touches files or the network.
+
+    Keras TFOpLambda layers can name any op through ``tf.raw_ops.<Op>``; this is the same
+    judgement the graph checks make for nodes.
+    """
+    return (op in PYTHON_OPS or op in FILE_OPS or op in CHECKPOINT_OPS or op in NETWORK_OPS
+            or op.startswith("Debug") or op in ("PrintV2", "DecodeProtoV2", "EncodeProto"))
+
+
 CHECKPOINT_OPS = frozenset("""
 Save SaveV2 SaveSlices Restore RestoreV2 RestoreSlice MergeV2Checkpoints ShardedFilename ShardedFilespec
 """.split())

@@ -137,6 +137,16 @@ class KeyValue:
     offset: int  # where the entry (its key) starts
     value_offset: int  # where its value starts
 
+    @property
+    def c_key(self) -> str:
+        """The key as llama.cpp looks it up: C string comparison stops at the first NUL byte.
+
+        ``gguf_find_key`` compares with ``strcmp`` and returns the first match, while the
+        duplicate check at load compares whole keys: ``tokenizer.chat_template\\0x`` is a
+        distinct key that nevertheless answers lookups of ``tokenizer.chat_template``.
+        """
+        return self.key.split("\x00", 1)[0]
+
     def text(self) -> str | None:
         """The value as text for a string entry (invalid UTF-8 replaced), else ``None``."""
         if self.type is ValueType.STRING and isinstance(self.value, bytes):
@@ -187,9 +197,9 @@ class GGUFFile:
     size: int  # file size
 
     def get(self, key: str) -> KeyValue | None:
-        """The first metadata entry named ``key``, if any."""
+        """The entry llama.cpp reads for ``key``: the first whose key, up to any NUL byte, is ``key``."""
         for kv in self.metadata:
-            if kv.key == key:
+            if kv.c_key == key:
                 return kv
         return None
 

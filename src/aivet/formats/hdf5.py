@@ -14,7 +14,13 @@ What it understands (HDF5 file format specification, version 3.0):
 * datatypes: fixed-length strings, variable-length strings and byte sequences (data in
   global heap collections), integers and floats; other classes are named, not decoded;
 * groups: symbol tables (version 1 B-tree + local heap) and link messages, compact or dense
-  (link info message -> fractal heap + version 2 B-tree), hard links only.
+  (link info message -> fractal heap + version 2 B-tree). Hard links are followed; soft,
+  external and user-defined links are listed as :class:`Link` (an external link makes libhdf5
+  open another file by name when it is followed), and a soft link is resolved by path to say
+  whether it leads through an external link;
+* the external data files message of datasets (raw data kept in other files, named by path)
+  and the source files of virtual datasets, listed as :class:`ExternalStorage`; the declared
+  size of every dataset (:class:`Dataset`).
 
 This module holds the public API and the walk over objects: superblock, object headers,
 attribute messages and their datatypes and values, and group members. The storage below
@@ -35,7 +41,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from aivet.formats import FormatError, LimitExceeded
@@ -62,7 +68,10 @@ _CLASS_NAMES = ("integer", "float", "time", "string", "bitfield", "opaque", "com
 _INTEGER, _FLOAT, _STRING, _VLEN, _ARRAY = 0, 1, 3, 9, 10
 
 # Header message types
+_MSG_DATASPACE = 0x01
 _MSG_LINK_INFO = 0x02
+_MSG_LAYOUT = 0x08
+_MSG_EXTERNAL_FILES = 0x07
 _MSG_LINK = 0x06
 _MSG_ATTRIBUTE = 0x0C
 _MSG_CONTINUATION = 0x10
@@ -70,6 +79,13 @@ _MSG_SYMBOL_TABLE = 0x11
 _MSG_ATTRIBUTE_INFO = 0x15
 _MSG_DATATYPE = 0x03
 _FLAG_SHARED = 0x02
+
+# Link types (link message): hard links name an object header, the others a path
+_LINK_HARD, _LINK_SOFT, _LINK_EXTERNAL = 0, 1, 64
+_MAX_SOFT_HOPS = 16
+_LAYOUT_VIRTUAL = 3  # data layout class of a virtual dataset  # soft links followed in one lookup (libhdf5's default nlinks property)
+# Symbol table entry cache type of a soft link: the scratch pad holds the link value's heap offset
+_CACHE_SOFT_LINK = 2
 
 _MAX_STRING_ELEMENTS = 65_536  # strings kept from one string array attribute
 _MAX_NUMBER_ELEMENTS = 64  # numbers kept from one numeric attribute
@@ -117,6 +133,59 @@ class Problem:
     attribute: str | None = None  # the attribute's name, when one attribute could not be read
 
 
+SOFT = "soft"
+EXTERNAL = "external"
+USER_DEFINED = "user-defined"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A group member that names a path rather than an object: a soft, external or user-defined link.
+
+    ``target`` is the path the link names (in ``file`` for an external link; the raw value,
+    decoded leniently, for a user-defined one). For a soft link, ``through`` is the path of the
+    external (or user-defined) link that following it passes through, if any: the object it
+    reaches is then in another file. Soft links that reach an object of this file add nothing
+    to the walk (every object reachable by path is reachable by hard links, and is read).
+    """
+
+    path: str  # the link's own path
+    kind: str  # SOFT, EXTERNAL or USER_DEFINED
+    target: str
+    file: str | None  # external links: the file libhdf5 opens
+    offset: int  # file offset of the link message (or symbol table entry)
+    link_type: int  # 1 soft, 64 external, 65-255 user-defined
+    through: str | None = None  # soft links: the external/user-defined link on their way
+
+
+@dataclass(frozen=True)
+class ExternalStorage:
+    """A dataset whose data lives in another file: external raw data, or a virtual dataset's source.
+
+    ``kind`` is ``"external"`` (the external data files message: raw bytes read from ``file``)
+    or ``"virtual"`` (a virtual dataset mapping: dataset ``source_dataset`` of HDF5 file ``file``).
+    """
+
+    path: str  # the dataset
+    file: str  # the file name, as stored; libhdf5 opens it when the data is read
+    file_offset: int  # where in that file the data starts (0 for virtual sources)
+    size: int  # bytes of data taken from it (0 for virtual sources)
+    offset: int  # file offset of the message
+    kind: str = "external"
+    source_dataset: str | None = None  # virtual sources: the dataset read in ``file``
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset's declared size (its dataspace times its element size); the data itself is never read."""
+
+    path: str
+    shape: tuple[int, ...] | None  # None for a scalar
+    element_size: int  # bytes per element (1 when the object header has no datatype message)
+    nbytes: int  # elements times element size: what a loader reading it whole allocates
+    offset: int  # file offset of the dataspace message
+
+
 @dataclass(frozen=True)
 class Hdf5Contents:
     """What :func:`read_attributes` found."""
@@ -125,6 +194,9 @@ class Hdf5Contents:
     objects: int  # object headers visited
     attributes: tuple[Attribute, ...]
     problems: tuple[Problem, ...] = ()
+    links: tuple[Link, ...] = ()  # soft, external and user-defined links
+    external_storage: tuple[ExternalStorage, ...] = ()
+    datasets: tuple[Dataset, ...] = ()
 
 
 def read_attributes(stream: BinaryIO, size: int, limits: Hdf5Limits = HDF5_LIMITS) -> Hdf5Contents:
@@ -172,6 +244,10 @@ class _Object:
     links: list[tuple[bytes, int]] = field(default_factory=list)
     symbol_table: tuple[bytes, int] | None = None
     datatype: tuple[bytes, int] | None = None
+    datatype_ref: tuple[bytes, int] | None = None
+    external_files: tuple[bytes, int] | None = None
+    dataspace: tuple[bytes, int] | None = None
+    layout: tuple[bytes, int] | None = None  # a data layout message: the object is a dataset
 
 
 class _File:
@@ -191,6 +267,11 @@ class _File:
         self.named_datatypes: dict[int | None, _Dtype] = {}  # decoded: the messages may be long
         self.attributes: list[Attribute] = []
         self.problems: list[Problem] = []
+        self.links: list[Link] = []
+        self.external: list[ExternalStorage] = []
+        self.datasets: list[Dataset] = []
+        self.hard: dict[str, int] = {}  # every hard link's path -> the object it names
+        self.canonical: dict[int, str] = {}  # object -> the path it was read under
 
     # -- superblock ----------------------------------------------------------------------------
     def superblock(self) -> tuple[int, int | None]:
@@ -288,6 +369,14 @@ class _File:
                     obj.symbol_table = (data, offset)
                 elif mtype == _MSG_DATATYPE and not mflags & _FLAG_SHARED:
                     obj.datatype = (data, offset)
+                elif mtype == _MSG_DATATYPE:
+                    obj.datatype_ref = (data, offset)  # a committed datatype, resolved when needed
+                elif mtype == _MSG_EXTERNAL_FILES:
+                    obj.external_files = (data, offset)
+                elif mtype == _MSG_DATASPACE and not mflags & _FLAG_SHARED:
+                    obj.dataspace = (data, offset)
+                elif mtype == _MSG_LAYOUT:
+                    obj.layout = (data, offset)
         return obj
 
     def _messages(self, b: Cursor, version: int, creation_order: bool) -> list[tuple[int, int, bytes, int]]:
@@ -324,6 +413,8 @@ class _File:
             if addr in visited:
                 continue  # hard links may form cycles and share objects
             visited.add(addr)
+            if addr is not None:
+                self.canonical[addr] = path
             if len(visited) > self.limits.max_objects:
                 self.problems.append(Problem(path, f"more than {self.limits.max_objects} objects; the rest "
                                              "were not read", None, OVER_LIMIT, "max_objects"))
@@ -345,8 +436,48 @@ class _File:
                                              "members not read", None, OVER_LIMIT, "max_depth"))
                 continue
             for name, child in children:
-                queue.append((child, f"{path.rstrip('/')}/{name}", depth + 1))
-        return Hdf5Contents(version, len(visited), tuple(self.attributes), tuple(self.problems))
+                child_path = f"{path.rstrip('/')}/{name}"
+                self.hard.setdefault(child_path, child)
+                queue.append((child, child_path, depth + 1))
+        others = {link.path: link for link in self.links}
+        links: list[Link] = []
+        for link in self.links:
+            try:
+                links.append(self._resolve(link, others))
+            except LimitExceeded as exc:  # only the file-wide index budget: the rest stay unresolved
+                self.problems.append(Problem(link.path, f"soft links not followed: {exc}", link.offset, OVER_LIMIT,
+                                             exc.limit))
+                links.extend(self.links[len(links):])
+                break
+        return Hdf5Contents(version, len(visited), tuple(self.attributes), tuple(self.problems), tuple(links),
+                            tuple(self.external), tuple(self.datasets))
+
+    def _resolve(self, link: Link, others: dict[str, Link]) -> Link:
+        """Follow a soft link by path, as libhdf5 would, and note an external link on its way."""
+        if link.kind != SOFT:
+            return link
+        current = "/" if link.target.startswith("/") else (link.path.rsplit("/", 1)[0] or "/")
+        pending = _components(link.target)
+        hops = 0
+        while pending:
+            self.store.count_entries(1, None)  # long paths through many links cost work: bounded with the indexes
+            step = f"{current.rstrip('/')}/{pending.pop(0)}"
+            other = others.get(step)
+            if other is not None:
+                if other.kind != SOFT:
+                    return replace(link, through=other.path)
+                hops += 1
+                if hops > _MAX_SOFT_HOPS:
+                    return link  # libhdf5 gives up too: nothing is reached
+                if other.target.startswith("/"):
+                    current = "/"
+                pending[:0] = _components(other.target)
+                continue
+            addr = self.hard.get(step)
+            if addr is None:
+                return link  # dangling: h5py raises KeyError, nothing is reached
+            current = self.canonical.get(addr, step)  # the path its members were read under
+        return link
 
     def visit(self, addr: int | None, path: str) -> list[tuple[str, int]]:
         """Collect one object's attributes; return its hard-linked members.
@@ -362,13 +493,19 @@ class _File:
                                          "message storage) was not read", offset, UNSUPPORTED))
         if obj.attribute_info is not None:
             self._guard(path, obj.attribute_info[1], self.dense_attributes, obj.attribute_info, path)
+        if obj.external_files is not None:
+            self._guard(path, obj.external_files[1], self.external_files, obj.external_files, path)
+        if obj.layout is not None and obj.dataspace is not None:
+            self._guard(path, obj.dataspace[1], self.dataset, obj.dataspace, obj.datatype, obj.datatype_ref, path)
+        if obj.layout is not None:
+            self._guard(path, obj.layout[1], self.virtual_layout, obj.layout, path)
         children: list[tuple[str, int]] = []
         if obj.link_info is not None:
-            self._guard(path, obj.link_info[1], self.dense_links, obj.link_info, children)
+            self._guard(path, obj.link_info[1], self.dense_links, obj.link_info, children, path)
         if obj.symbol_table is not None:
-            self._guard(path, obj.symbol_table[1], self.symbol_table, obj.symbol_table, children)
+            self._guard(path, obj.symbol_table[1], self.symbol_table, obj.symbol_table, children, path)
         for data, offset in obj.links:
-            self._guard(path, offset, self._link, data, offset, children)
+            self._guard(path, offset, self._link, data, offset, children, path)
         self._spend_names((len(path) + 1) * len(children), None)  # each member's path repeats this one
         return children
 
@@ -595,32 +732,101 @@ class _File:
             self.attribute(data, offset, path)
 
     # -- groups --------------------------------------------------------------------------------
-    def _link(self, data: bytes, offset: int, children: list[tuple[str, int]]) -> None:
+    def _link(self, data: bytes, offset: int, children: list[tuple[str, int]], path: str) -> None:
         b = self.store.cursor(data, offset)
         if b.u8() != 1:
             raise FormatError("unknown link message version", offset)
         flags = b.u8()
-        kind = b.u8() if flags & 0x08 else 0
+        kind = b.u8() if flags & 0x08 else _LINK_HARD
         if flags & 0x04:
             b.take(8)  # creation order
         if flags & 0x10:
             b.take(1)  # name character set
         name = b.take(b.uint(1 << (flags & 3), "link name length"), "link name")
-        if kind == 0:  # soft and external links name paths, not objects; the targets are reached otherwise
+        if kind == _LINK_HARD:
             target = b.addr()
             if target is not None:
                 self._child(children, name, target, offset)
+            return
+        if 1 < kind < _LINK_EXTERNAL:
+            raise FormatError(f"reserved link type {kind}", offset)
+        value = b.take(b.u16(), "link value")
+        self._path_link(path, name, kind, value, offset)
 
-    def _child(self, children: list[tuple[str, int]], name: bytes, target: int, offset: int) -> None:
+    def _path_link(self, path: str, name: bytes, kind: int, value: bytes, offset: int) -> None:
+        """Keep a soft, external or user-defined link (a member that names a path, not an object)."""
+        self._count_link(offset)
+        self._spend_names(len(path) + 1 + len(name) + len(value), offset)
+        link_path = f"{path.rstrip('/')}/{_escape_name(name)}"
+        if kind == _LINK_SOFT:
+            link = Link(link_path, SOFT, _text(value.split(b"\0", 1)[0]), None, offset, kind)
+        elif kind == _LINK_EXTERNAL:
+            # Version and flags (one byte), then the file name and the object path, each NUL-terminated.
+            if not value or value[0] >> 4:
+                raise FormatError("unknown external link version", offset)
+            parts = value[1:].split(b"\0")
+            if len(parts) < 3:
+                raise FormatError("external link value is not a file name and a path", offset)
+            link = Link(link_path, EXTERNAL, _text(parts[1]), _text(parts[0]), offset, kind)
+        else:
+            link = Link(link_path, USER_DEFINED, _text(value), None, offset, kind)
+        self.links.append(link)
+
+    def _count_link(self, offset: int) -> None:
         self.link_count += 1
         if self.link_count > self.limits.max_links:
             raise LimitExceeded("max_links", f"more than {self.limits.max_links} group members", offset)
+
+    def _child(self, children: list[tuple[str, int]], name: bytes, target: int, offset: int) -> None:
+        self._count_link(offset)
         # Many links may share one long name (a local or fractal heap object): count each copy kept.
         self._spend_names(len(name), offset)
-        text = name.decode("utf-8", "backslashreplace").replace("~", "~0").replace("/", "~1")
-        children.append((text, target))
+        children.append((_escape_name(name), target))
 
-    def dense_links(self, info: tuple[bytes, int], children: list[tuple[str, int]]) -> None:
+    def dataset(self, dataspace: tuple[bytes, int], datatype: tuple[bytes, int] | None,
+                datatype_ref: tuple[bytes, int] | None, path: str) -> None:
+        """Note a dataset's declared size: a loader reading it whole allocates that much."""
+        data, offset = dataspace
+        count, shape = self.dataspace(self.store.cursor(data, offset))
+        size = 1
+        if datatype is not None:
+            size = max(1, self.datatype(self.store.cursor(datatype[0], datatype[1]), 0).size)
+        elif datatype_ref is not None:
+            size = max(1, self.shared_datatype(datatype_ref[0], datatype_ref[1]).size)
+        self.datasets.append(Dataset(path, shape, size, count * size, offset))
+
+    def virtual_layout(self, msg: tuple[bytes, int], path: str) -> None:
+        """A virtual dataset's mapping: the source files libhdf5 opens when the dataset is read."""
+        b = self.store.cursor(msg[0], msg[1])
+        version, layout_class = b.u8(), b.u8()
+        if version < 3 or layout_class != _LAYOUT_VIRTUAL:
+            return  # compact, contiguous or chunked data lives in this file
+        addr, index = b.addr(), b.u32()
+        if addr is None:
+            return  # no mapping yet: nothing is read from anywhere
+        for file, dataset in self.store.virtual_mapping(addr, index, msg[1]):
+            if file != b".":  # "." is this file: nothing else is opened
+                self._spend_names(len(path) + len(file) + len(dataset), msg[1])
+                self.external.append(ExternalStorage(path, _text(file), 0, 0, msg[1], "virtual", _text(dataset)))
+
+    def external_files(self, msg: tuple[bytes, int], path: str) -> None:
+        """The external data files message: the files a dataset's raw data is read from."""
+        b = self.store.cursor(msg[0], msg[1])
+        if b.u8() != 1:
+            raise FormatError("unknown external data files message version", msg[1])
+        b.take(3)
+        b.u16()  # allocated slots
+        used = b.u16()
+        heap_addr = b.addr()
+        self.store.count_entries(used, heap_addr)
+        names = self.store.local_heap(heap_addr)
+        for _ in range(used):
+            name_offset, file_offset, size = b.length(), b.length(), b.length()
+            name = _heap_string(names, name_offset, msg[1])
+            self._spend_names(len(path) + len(name), msg[1])
+            self.external.append(ExternalStorage(path, _text(name), file_offset, size, msg[1]))
+
+    def dense_links(self, info: tuple[bytes, int], children: list[tuple[str, int]], path: str) -> None:
         b = self.store.cursor(info[0], info[1])
         if b.u8() != 0:
             raise FormatError("unknown link info message version", info[1])
@@ -632,9 +838,9 @@ class _File:
         heap = FractalHeap(self.store, heap_addr)
         for record in self.store.btree2_records(name_index, BTREE2_LINK_NAME):
             data, offset = heap.get(record[4:])
-            self._link(data, offset, children)
+            self._link(data, offset, children, path)
 
-    def symbol_table(self, msg: tuple[bytes, int], children: list[tuple[str, int]]) -> None:
+    def symbol_table(self, msg: tuple[bytes, int], children: list[tuple[str, int]], path: str) -> None:
         b = self.store.cursor(msg[0], msg[1])
         tree, heap_addr = b.addr(), b.addr()
         names = self.store.local_heap(heap_addr)
@@ -647,15 +853,42 @@ class _File:
             self.store.count_entries(count, node)
             s = self.store.cursor_at(node + 8, count * entry, "symbol table node")
             for _ in range(count):
+                at = s.origin + s.pos
                 name_offset, target = s.uint(self.store.osize, "link name offset"), s.addr()
-                s.take(24)
-                if name_offset >= len(names):
-                    raise FormatError("symbol name outside the local heap", s.origin)
-                end = names.find(b"\0", name_offset)
-                name = names[name_offset:end if end >= 0 else len(names)]
-                if target is not None:
-                    self._child(children, name, target, s.origin)
+                cache_type = s.u32()
+                s.take(4)
+                scratch = s.take(16)
+                name = _heap_string(names, name_offset, at)
+                if cache_type == _CACHE_SOFT_LINK:
+                    # A soft link: its value (the path) is in the same local heap, at the scratch pad's offset.
+                    value = _heap_string(names, int.from_bytes(scratch[:4], "little"), at)
+                    self._path_link(path, name, _LINK_SOFT, value, at)
+                elif target is not None:
+                    self._child(children, name, target, at)
 
 
-__all__ = ["HDF5_LIMITS", "MALFORMED", "OVER_LIMIT", "SIGNATURE", "UNSUPPORTED", "Attribute", "Hdf5Contents",
-           "Hdf5Limits", "Problem", "Value", "read_attributes", "superblock_offset"]
+def _heap_string(names: bytes, offset: int, origin: int) -> bytes:
+    """The NUL-terminated string at ``offset`` in a local heap's data."""
+    if offset >= len(names):
+        raise FormatError("name outside the local heap", origin)
+    end = names.find(b"\0", offset)
+    return names[offset:end if end >= 0 else len(names)]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _escape_name(name: bytes) -> str:
+    """A member name as one JSON-pointer-like path component (a '/' in a hostile name cannot split it)."""
+    return _text(name).replace("~", "~0").replace("/", "~1")
+
+
+def _components(path: str) -> list[str]:
+    """The escaped components of an HDF5 path ('.' and empty ones dropped, as libhdf5 does)."""
+    return [_escape_name(part.encode()) for part in path.split("/") if part not in ("", ".")]
+
+
+__all__ = ["EXTERNAL", "HDF5_LIMITS", "MALFORMED", "OVER_LIMIT", "SIGNATURE", "SOFT", "UNSUPPORTED", "USER_DEFINED",
+           "Attribute", "Dataset", "ExternalStorage", "Hdf5Contents", "Hdf5Limits", "Link", "Problem", "Value", "read_attributes",
+           "superblock_offset"]
