@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -44,6 +45,14 @@ _MODULE_ALIASES = {
     "_asyncio": "asyncio", "_ctypes": "ctypes", "_signal": "signal", "_sqlite3": "sqlite3",
     "_weakref": "weakref", "_imp": "importlib", "imp": "importlib", "_frozen_importlib": "importlib",
     "_frozen_importlib_external": "importlib", "_bz2": "bz2", "_lzma": "lzma",
+    # Python 2 module names that pickle's fix_imports maps to Python 3 modules (protocols 0-2).
+    "SocketServer": "socketserver", "xmlrpclib": "xmlrpc.client", "SimpleXMLRPCServer": "xmlrpc.server",
+    "BaseHTTPServer": "http.server", "SimpleHTTPServer": "http.server", "CGIHTTPServer": "http.server",
+    "Tkinter": "tkinter", "test.test_support": "test.support", "dbhash": "dbm", "anydbm": "dbm",
+    "dumbdbm": "dbm", "gdbm": "dbm", "whichdb": "dbm", "urlparse": "urllib.parse", "robotparser": "urllib.robotparser",
+    "StringIO": "io", "cStringIO": "io", "_winreg": "winreg", "httplib": "http.client", "urllib2": "urllib.request",
+    "Cookie": "http.cookies", "cookielib": "http.cookiejar", "HTMLParser": "html.parser", "UserList": "collections",
+    "UserString": "collections", "_abcoll": "collections.abc", "ConfigParser": "configparser", "Queue": "queue",
 }
 
 
@@ -77,10 +86,25 @@ _COMMON = _names("""
     copyreg._reconstructor copyreg.__newobj__ copyreg.__newobj_ex__
     codecs.encode collections.defaultdict
 """)
-# Names in _COMMON that are safe only with particular arguments (see classify_call).
+# Allowlisted names that are safe only with particular arguments (see conditional_verdict). Most
+# call or instantiate a global they are given, which must then be allowlisted too: numpy's random
+# ctors call ``bit_generator_ctor(name)`` / ``cls()``; _reconstruct and _mareconstruct instantiate
+# their subtype; torch's _rebuild_from_type(_v2) call ``func(*args)`` and _rebuild_wrapper_subclass
+# instantiates ``cls``; Cython's __pyx_unpickle_* and sklearn's newObj call ``cls.__new__``.
 _CONDITIONAL = _names("""
     copyreg._reconstructor copyreg.__newobj__ copyreg.__newobj_ex__ codecs.encode collections.defaultdict
     builtins.object
+    numpy.random._pickle.__randomstate_ctor numpy.random._pickle.__bit_generator_ctor
+    numpy.random._pickle.__generator_ctor numpy.core.multiarray._reconstruct numpy.ma.core._mareconstruct
+    numpy.random.bit_generator.__pyx_unpickle_SeedSequence
+    torch._tensor._rebuild_from_type_v2 torch._tensor._rebuild_from_type torch._utils._rebuild_wrapper_subclass
+    torch._utils._rebuild_parameter_with_state
+    sklearn.neighbors._kd_tree.newObj sklearn.neighbors._ball_tree.newObj sklearn.metrics._dist_metrics.newObj
+""")
+# Calls whose result gets attributes set from the pickle's state, as a BUILD would: a later BUILD
+# or APPEND on it may call one of them (see PickleVM._build).
+STATEFUL = _names("""
+    torch._tensor._rebuild_from_type_v2 torch._tensor._rebuild_from_type torch._utils._rebuild_parameter_with_state
 """)
 # numpy arrays, dtypes, scalars and random generator state (the ctor helpers look the bit
 # generator up by name in a fixed table: data only).
@@ -91,7 +115,8 @@ _NUMPY = _names("""
     numpy.random._pickle.__generator_ctor numpy.random.mtrand.RandomState
     numpy.random._mt19937.MT19937 numpy.random._pcg64.PCG64 numpy.random._pcg64.PCG64DXSM
     numpy.random._philox.Philox numpy.random._sfc64.SFC64 numpy.random.bit_generator.SeedSequence
-    numpy.random._generator.Generator
+    numpy.random._generator.Generator numpy.random.bit_generator.__pyx_unpickle_SeedSequence
+    numpy.ma.MaskedArray numpy.rec.recarray numpy.recarray numpy.record numpy.char.chararray
 """) | frozenset(f"numpy.{t}" for t in (
     "bool_ int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 complex64 "
     "complex128 str_ bytes_ datetime64 timedelta64 longlong ulonglong intc uintc").split())
@@ -124,8 +149,51 @@ _SKLEARN_PACKAGES = tuple(f"sklearn.{p}." for p in (
     "linear_model ensemble tree preprocessing pipeline feature_extraction decomposition svm neighbors "
     "cluster naive_bayes compose impute discriminant_analysis kernel_ridge cross_decomposition "
     "isotonic calibration multiclass multioutput random_projection feature_selection gaussian_process "
-    "mixture manifold covariance semi_supervised neural_network dummy _loss").split())
-_SKLEARN_EXTRA = _names("sklearn.utils._bunch.Bunch sklearn.tree._tree.Tree sklearn._loss.loss.HalfBinomialLoss")
+    "mixture manifold covariance semi_supervised neural_network dummy _loss metrics._dist_metrics").split())
+# newObj(cls) is the Cython helper KDTree / BallTree / DistanceMetric pickles call: cls.__new__(cls).
+_SKLEARN_EXTRA = _names("""
+    sklearn.utils._bunch.Bunch sklearn.tree._tree.Tree sklearn._loss.loss.HalfBinomialLoss
+    sklearn.neighbors._kd_tree.newObj sklearn.neighbors._ball_tree.newObj sklearn.metrics._dist_metrics.newObj
+""")
+# A pickle names a class by the module that defines it: ``sklearn.<package>.<_module>.<Class>``.
+# find_class (protocol 4+) also walks attributes, so a name that only *starts* under sklearn can
+# reach anything an sklearn module imported (``sklearn.linear_model._logistic.scipy.io.FortranFile``,
+# ``...ensemble._forest.threading.Thread``). Module components must therefore be sklearn's own:
+# private (``_logistic``; scikit-learn imports no foreign module under a private alias) or one of
+# its public submodule names, current and pre-0.22 (foreign aliases such as np, sp, scipy,
+# threading, sys are none of them).
+_SKLEARN_PUBLIC_MODULES = _names("""
+    binning common glm gradient_boosting grower hdbscan histogram image kernels link loss predictor
+    splitting text utils
+    base bayes coordinate_descent huber least_angle logistic omp passive_aggressive perceptron ransac
+    ridge sag stochastic_gradient theil_sen sgd_fast cd_fast tree export bagging forest iforest voting
+    voting_classifier weight_boosting data label imputation classes classification regression
+    unsupervised kde lof nearest_centroid ball_tree kd_tree dist_metrics graph k_means_ dbscan_
+    hierarchical affinity_propagation_ mean_shift_ spectral bicluster birch optics_ pca incremental_pca
+    kernel_pca nmf online_lda sparse_pca truncated_svd factor_analysis fastica_ dict_learning
+    dict_vectorizer hashing gaussian_mixture bayesian_mixture isomap locally_linear mds
+    spectral_embedding_ t_sne empirical_covariance_ shrunk_covariance_ robust_covariance graph_lasso_
+    elliptic_envelope gpr gpc multilayer_perceptron rbm univariate_selection rfe variance_threshold
+    from_model label_propagation pls_ cca_
+""")
+_SKLEARN_PRIVATE_MODULE = re.compile(r"_[a-z0-9][a-z0-9_]*")
+_SKLEARN_CLASS_PART = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
+# Capitalized callables that scikit-learn modules import from other libraries (found by walking
+# the installed scikit-learn 1.9; tests/test_pickle_bypasses.py re-checks the installed version):
+# reachable as ``sklearn.<package>.<_module>.<Name>`` but never defined there, and several write
+# files, bind sockets or start threads (GzipFile, NamedTemporaryFile, Listener, Thread, Memory).
+_SKLEARN_FOREIGN = _names("""
+    ABC ABCMeta Any ArffSparseDataType BSpline BarColumn BytesIO Callable CalledProcessError Client
+    ComplexWarning Connection Counter Dict DoctestItem Enum G_H_DTYPE Generator GzipFile HTTPError
+    Integral Iterable LinAlgError LinearOperator List Listener Literal Mapping MaskedArray Memory
+    MethodType MutableMapping NamedTemporaryFile NamedTuple Number OpenmlFeaturesType
+    OpenmlQualitiesType Optional OrderedDict Parameter Path PathLike Progress Protocol Queue Real Request
+    Sequence SkipTest SparseEfficiencyWarning StringIO Style TemporaryDirectory TextColumn Thread
+    ThreadpoolController TimeRemainingColumn TimeoutExpired Tuple URLError Union UserDict
+    VisibleDeprecationWarning X_BINNED_DTYPE X_BITSET_INNER_DTYPE X_DTYPE Y_DTYPE _SKIP32_MARK
+    Parallel Popen Pool Timer TemporaryFile ZipFile TarFile BZ2File LZMAFile FileIO FileHandler
+    ThreadPoolExecutor ProcessPoolExecutor LowLevelCallable FortranFile DataSource NpzFile
+""")
 
 ECOSYSTEMS: dict[str, frozenset[str]] = {
     "numpy": _COMMON | _NUMPY,
@@ -154,6 +222,10 @@ _DANGEROUS_MODULES = _names("""
     torch.utils.cpp_extension torch._C torch.jit torch._dynamo torch.compiler torch.fx
     builtins.__import__ sysconfig platform imp commands popen2 _winapi msvcrt winreg _osx_support
     zipimport pkgutil modulefinder pkg_resources
+    doctest _aix_support _pyrepl test.support test.libregrtest logging.config tkinter _tkinter turtle
+    turtledemo unittest.mock socketserver numpy.ctypeslib cffi torch.utils.collect_env torch.testing
+    torch.multiprocessing torch.distributed pstats compileall
+    py_compile fileinput mailcap _bootsubprocess
 """)
 _DANGEROUS_NAMES = _names("""
     builtins.eval builtins.exec builtins.compile builtins.open builtins.getattr builtins.setattr
@@ -166,6 +238,9 @@ _DANGEROUS_NAMES = _names("""
     numpy.memmap numpy.loadtxt numpy.genfromtxt joblib.load joblib.dump joblib.numpy_pickle.load
     joblib.parallel.Parallel joblib.Parallel torch.classes.load_library torch.ops.load_library
     codecs.open logging.config.listen logging.config.fileConfig
+    torch.storage._load_from_bytes builtins.reduce _multiprocessing.Connection
+    uuid._get_command_stdout uuid._popen copyreg._extension_registry copyreg._inverted_registry
+    copyreg._extension_cache copyreg.dispatch_table copyreg.pickle
 """)
 
 
@@ -177,10 +252,34 @@ def _under(name: str, modules: Iterable[str]) -> str | None:
 
 
 def _sklearn_class(name: str) -> bool:
+    """``sklearn.<package>[.<module>...].<Class>`` with every module component sklearn's own."""
     if not name.startswith(_SKLEARN_PACKAGES):
         return False
-    last = name.rsplit(".", 1)[-1]
-    return last[:1].isupper() or last[:1] == "_" and last[1:2].isupper()
+    parts = name.split(".")
+    last = parts[-1]
+    if not _SKLEARN_CLASS_PART.fullmatch(last) or last in _SKLEARN_FOREIGN or _dunder(last):
+        return False
+    # parts[1] is the listed package; the ones between it and the class must be sklearn modules.
+    return all(p in _SKLEARN_PUBLIC_MODULES or _SKLEARN_PRIVATE_MODULE.fullmatch(p) for p in parts[2:-1])
+
+
+def _dunder(part: str) -> bool:
+    return len(part) > 4 and part.startswith("__") and part.endswith("__")
+
+
+# Module-level dunder names that real pickles use (exact names, checked before the dunder rule).
+_DUNDER_OK = _names("copyreg.__newobj__ copyreg.__newobj_ex__")
+
+
+def _dunder_chain(canon: str) -> str | None:
+    """The first dunder attribute after the module's first component (``__globals__``, ``__init__``,
+    ``__subclasses__``...): find_class walks it to reach interpreter internals."""
+    if canon in _DUNDER_OK or "__" not in canon:
+        return None
+    for part in canon.split(".")[1:]:
+        if _dunder(part):
+            return part
+    return None
 
 
 def classify(name: str, ecosystem: str | None = None) -> tuple[Classification, str]:
@@ -195,8 +294,9 @@ def classify(name: str, ecosystem: str | None = None) -> tuple[Classification, s
         return Classification.SAFE, "allowlisted"
     if ecosystem == "torchscript" and canon.startswith("__torch__.") and "\n" not in canon:
         return Classification.SAFE, "TorchScript class compiled from the archive's code/"
-    if ecosystem in (None, "sklearn", "joblib") and _sklearn_class(canon):
-        return Classification.SAFE, "scikit-learn estimator class"
+    dunder = _dunder_chain(canon)
+    if dunder is not None:
+        return Classification.DANGEROUS, f"reaches interpreter internals through the attribute {dunder}"
     if canon in _DANGEROUS_NAMES:
         return Classification.DANGEROUS, f"{canon} runs code, reaches callables or touches files"
     module = _under(canon, _DANGEROUS_MODULES)
@@ -209,7 +309,12 @@ def classify(name: str, ecosystem: str | None = None) -> tuple[Classification, s
         tail = ".".join(parts[i:])
         if tail in _DANGEROUS_NAMES or (i > 1 and _under(tail, _DANGEROUS_MODULES) and "." in tail):
             return Classification.DANGEROUS, f"reaches {tail} through attribute traversal"
+    if ecosystem in (None, "sklearn", "joblib") and _sklearn_class(canon):
+        return Classification.SAFE, "scikit-learn estimator class"
     return Classification.UNKNOWN, "not on the allowlist"
+
+
+CONDITIONAL = _CONDITIONAL  # canonical names, for the emulator's per-call check
 
 
 def is_conditional(name: str) -> bool:

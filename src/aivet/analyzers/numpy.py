@@ -112,7 +112,7 @@ def itemsize(descr: Any, depth: int = 0) -> tuple[int, bool]:
         raise FormatError(".npy dtype nests too deeply", None)
     if isinstance(descr, str):
         code = descr.lstrip("<>|=")
-        if code.startswith("O"):
+        if code.startswith("O") or code in ("object", "object_"):  # np.dtype('object') holds objects too
             return 8, True
         if code in ("?", "b1"):
             return 1, False
@@ -136,6 +136,15 @@ def itemsize(descr: Any, depth: int = 0) -> tuple[int, bool]:
             total += size
             has_object = has_object or obj
         return total, has_object
+    if isinstance(descr, tuple) and len(descr) == 2:
+        # numpy's descr_to_dtype reads (base, shape) as a sub-array dtype
+        size, obj = itemsize(descr[0], depth + 1)
+        sub = descr[1] if isinstance(descr[1], tuple) else (descr[1],)
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in sub):
+            raise FormatError("malformed sub-array shape in .npy dtype", None)
+        for d in sub:
+            size *= d
+        return size, obj
     raise FormatError(f"unsupported .npy dtype {descr!r}", None)
 
 

@@ -43,7 +43,8 @@ UNSAFE_GLOBAL = Rule(
     "Pickle uses a global that is not on the allowlist",
     "The pickle imports a global that aivet does not know to be a pure data constructor. Any "
     "callable reachable by import can be abused, and blocklists are routinely bypassed, so unknown "
-    "globals are reported: high when called, medium when only referenced (high in --strict mode).",
+    "globals are reported: high when called or handed to a call or persistent id, medium when only "
+    "referenced (high in --strict mode).",
     Severity.HIGH,
     (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
     ("CWE-502",),
@@ -60,9 +61,12 @@ UNRESOLVED_GLOBAL = Rule(
 )
 SUSPICIOUS_BUILD = Rule(
     "PICKLE-SUSPICIOUS-BUILD",
-    "Pickle BUILD sets state from a callable or on a global",
-    "BUILD applies state to an object through __setstate__ or attribute assignment. Using a global "
-    "as state, or building a module or class object itself, can overwrite attributes of loaded code.",
+    "Pickle BUILD or container fill can run or rewrite code",
+    "BUILD applies state to an object through __setstate__ or attribute assignment, and APPEND / "
+    "SETITEM call methods of the object they fill. Using a global as state, building a module or "
+    "class object itself, building the same object twice (installing __setstate__) or filling "
+    "something that is not a plain list, set or dict can overwrite attributes of loaded code or "
+    "call a referenced global without a visible call.",
     Severity.HIGH,
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-502", "CWE-915"),
@@ -161,19 +165,22 @@ def _report(source: Source, ctx: Context, result: Result, ecosystem: str | None)
             rule, severity = DANGEROUS_GLOBAL, Severity.CRITICAL
         else:
             rule = UNSAFE_GLOBAL
-            severity = Severity.HIGH if called or ctx.strict else Severity.MEDIUM
+            # Handed to a call or a BUILD, a global may be called by it: as loud as a call.
+            severity = Severity.HIGH if called or use.passed_to or ctx.strict else Severity.MEDIUM
         first_call = use.samples[0][1] if use.samples else None
         offset = use.samples[0][0] if use.samples else use.first_offset
         if called:
             times = f" ({use.calls} calls)" if use.calls > 1 else ""
             message = f"pickle calls {first_call}{times}: {reason}"
+        elif use.passed_to:
+            message = f"pickle passes {use.name} to {use.passed_to}, which may call it: {reason}"
         else:
             message = f"pickle references {use.name}: {reason}"
         ctx.add(rule.finding(
             ctx.location(source, offset=offset), message, severity=severity,
             **{"global": use.name}, call=first_call, calls=[text for _, text in use.samples],
             call_count=use.calls, references=use.references, classification=verdict.value,
-            opcode=use.first_opcode, setstate=use.setstate, nested=use.nested))
+            opcode=use.first_opcode, setstate=use.setstate, nested=use.nested, passed_to=use.passed_to))
     for anomaly in result.anomalies:
         rule = _ANOMALY_RULES[anomaly.kind]
         ctx.add(rule.finding(ctx.location(source, offset=anomaly.offset), anomaly.message, **anomaly.details))

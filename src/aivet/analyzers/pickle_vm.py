@@ -35,7 +35,7 @@ from typing import Any
 from aivet.analyzers import allowlist
 from aivet.analyzers.allowlist import Classification
 from aivet.formats import FormatError, LimitExceeded
-from aivet.formats.pickle_ops import MAX_LINE, inert_pickle_end, opname, plausible_stream
+from aivet.formats.pickle_ops import MAX_LINE, inert_pickle_end, iter_ops, opname, plausible_stream
 from aivet.limits import Limits
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
@@ -66,12 +66,13 @@ def _text(data: Any, start: int, stop: int) -> str:
 class Global:
     """A name imported by GLOBAL, STACK_GLOBAL or INST."""
 
-    __slots__ = ("module", "name", "full")
+    __slots__ = ("module", "name", "full", "use")
 
     def __init__(self, module: str, name: str) -> None:
         self.module = module
         self.name = name
         self.full = f"{module}.{name}"
+        self.use: Use | None = None  # its record, to note cheaply where the value goes
 
 
 class Call:
@@ -97,20 +98,35 @@ class Opaque:
         self.kind = kind
 
 
+class _FreshList(list):  # type: ignore[type-arg]
+    """The stack a MARK opens right after EMPTY_DICT / EMPTY_LIST: its items are the container's first."""
+
+    __slots__ = ()
+
+
 class DictVal:
-    """A small dict whose items are kept because a BUILD or NEWOBJ_EX consumes it."""
+    """A small dict whose items are kept because a BUILD, NEWOBJ_EX or TUPLE2 consumes it.
 
-    __slots__ = ("items",)
+    ``fresh``: the items were set in one step right after the dict was created, so they are all
+    of it (a dict filled in several steps, or fetched again from the memo, may hold more than the
+    last step shows). ``at``: the position right after the opcode that filled it, for consumers
+    that must see it used at once (before the memo could alias it)."""
 
-    def __init__(self, items: list[Any]) -> None:
+    __slots__ = ("items", "fresh", "at")
+
+    def __init__(self, items: list[Any], fresh: bool = False, at: int = -1) -> None:
         self.items = items  # flat [key, value, key, value, ...]
+        self.fresh = fresh
+        self.at = at
 
     def get(self, key: str) -> Any:
+        """The value for ``key`` as the loaded dict has it: the last one set (None if absent)."""
         items = self.items
+        found = None
         for i in range(0, len(items) - 1, 2):
             if items[i] == key:
-                return items[i + 1]
-        return None
+                found = items[i + 1]
+        return found
 
 
 class Persistent:
@@ -131,6 +147,13 @@ _BUFFER = Opaque("buffer")
 _DYNAMIC = Opaque("unresolved global")
 _FLOAT = Opaque("float")
 _DATA = Opaque("data")  # the value of a data-only pickle that was walked, not emulated
+# Opcodes that push one value and pop nothing (constants, memo fetches, GLOBAL), and memo stores.
+_PUSHES = frozenset(b"NKJM\x8a\x8bGFILSVUTCB\x8e\x8cX\x8d\x88\x89)]}\x8fhjgc")
+_MEMO_PUTS = frozenset(b"\x94qrp")
+# Allowlisted callables whose result is a mapping (usable as BUILD slot state).
+_MAPPINGS = frozenset({"builtins.dict", "collections.OrderedDict", "collections.defaultdict", "collections.Counter",
+                       "sklearn.utils._bunch.Bunch"})
+_KEEPS_DICT = (0x62, 0x92, 0x86)  # BUILD, NEWOBJ_EX, TUPLE2: a dict's items just before them are kept
 
 _IMPORTERS = frozenset({"builtins.__import__", "importlib.import_module", "importlib.__import__", "pydoc.locate",
                         "pkgutil.resolve_name", "pydoc.pipes.locate"})
@@ -155,6 +178,7 @@ class Use:
     reason: str = ""
     setstate: bool = False  # BUILD ran the class's __setstate__
     nested: int = 0  # pickle nesting depth where it was first seen (0: the file itself)
+    passed_to: str | None = None  # the first callee (or BUILD) it was handed to as a value
 
 
 @dataclass
@@ -356,6 +380,11 @@ class PickleVM:
         self.deadline = deadline if deadline is not None else time.monotonic() + limits.max_seconds_per_file
         self.ops = 0
         self._counted_only: dict[str, Use] = {}  # raw global name -> its Use, once calls need only counting
+        self._verdicts: dict[tuple[Any, ...], tuple[Classification, str]] = {}  # conditional calls seen
+        # Objects whose instance dict the pickle has filled (BUILD, or a call that sets state), by
+        # id; the values keep them alive so that an id is never reused for another object.
+        self._built: dict[int, Any] = {}
+        self._dtype_states: dict[int, Any] = {}  # BUILD state of numpy.dtype calls, by id (kept alive above)
 
     # -- recording ----------------------------------------------------------------------------
     def _off(self, pos: int) -> int:
@@ -412,37 +441,75 @@ class PickleVM:
     def _call_global(self, name: str, func: Any, eff_args: Any, kwargs: Any, pos: int, op: int,
                      via: str | None = None) -> Call:
         """Record a call of the global ``name`` (the hot path: every tensor in a checkpoint is one)."""
+        if type(eff_args) is tuple:
+            # A global handed to a call may be called, iterated or hashed by it (defaultdict,
+            # _rebuild_from_type_v2, numpy's random ctors...): note where each one goes.
+            for a in eff_args:
+                if type(a) is Global and a.use is not None and a.use.passed_to is None:
+                    a.use.passed_to = name
+        if kwargs is not None and type(kwargs) is DictVal:  # NEWOBJ_EX keyword arguments
+            for a in kwargs.items[1::2]:
+                if type(a) is Global and a.use is not None and a.use.passed_to is None:
+                    a.use.passed_to = name
         if via is None:
             use = self._counted_only.get(name)
             if use is not None:
                 use.calls += 1
-                return Call(func, eff_args, kwargs, use.name, None)
+                if use.name not in allowlist.CONDITIONAL:
+                    return Call(func, eff_args, kwargs, use.name, None)
+                self._conditional(use, eff_args, kwargs)  # every call: its verdicts are cached
+                result = Call(func, eff_args, kwargs, use.name, None)
+                if use.name in allowlist.STATEFUL:
+                    self._built[id(result)] = result
+                return result
         callee = allowlist.normalize(name)
         use = self._use(callee, pos, op)
         use.calls += 1
         limit = self.limits.max_reported_calls_per_global
-        if len(use.samples) >= limit and via is None and callee not in _ARGUMENTS_MATTER \
-                and not allowlist.is_conditional(callee):
-            # Its samples are full and nothing about this name depends on the arguments: from now on
-            # a call of it is only counted.
+        if len(use.samples) >= limit and via is None and callee not in _ARGUMENTS_MATTER:
+            # Its samples are full and the result names nothing: from now on a call of it is only
+            # counted (and, for a conditional name, its arguments checked).
             self._counted_only[name] = use
         if len(use.samples) < limit:
             text = render_call(callee, eff_args, kwargs)
             if via is not None:
                 text += f"  [via {via}]"
             use.samples.append((self._off(pos), text))
-        if use.calls <= 4 * limit and allowlist.is_conditional(callee):
-            self._conditional(use, eff_args)
+        if callee in allowlist.CONDITIONAL:
+            self._conditional(use, eff_args, kwargs)  # every call: its verdicts are cached
         target = self._target(callee, func, eff_args)
         if callee in _LOADERS and type(eff_args) is tuple and eff_args \
                 and (type(eff_args[0]) is bytes or callee.endswith("loads") and type(eff_args[0]) is str):
             self._nested(eff_args[0], pos, forced=True)
-        return Call(func, eff_args, kwargs, callee, target)
+        result = Call(func, eff_args, kwargs, callee, target)
+        if callee in allowlist.STATEFUL:
+            self._built[id(result)] = result  # its attributes come from the pickle, as after a BUILD
+        return result
 
-    def _conditional(self, use: Use, args: Any) -> None:
-        arg_list = list(args) if type(args) is tuple else [args]
-        names = [symbol(a) for a in arg_list]
-        verdict, reason = allowlist.conditional_verdict(use.name, names, _is_constant(args), self.ecosystem)
+    def _conditional(self, use: Use, args: Any, kwargs: Any = None) -> None:
+        """Decide an allowlisted name whose safety depends on the call (cached per argument names)."""
+        if type(args) is tuple:
+            names = tuple([a.full if type(a) is Global else a.target if type(a) is Call else None for a in args])
+        else:
+            names = (symbol(args),)
+        if type(kwargs) is DictVal:
+            names += tuple([symbol(a) for a in kwargs.items[1::2]])
+        # Only codecs.encode is decided by constness (protocol 2 writes bytes as encode(str, 'latin1')).
+        constant = False
+        if use.name == "codecs.encode":
+            constant = type(args) is tuple and len(args) == 2 and type(args[0]) is str and type(args[1]) is str \
+                or _is_constant(args)
+        key = (use.name, names, constant)
+        found = self._verdicts.get(key)
+        if found is None:
+            found = allowlist.conditional_verdict(use.name, list(names), key[2], self.ecosystem)
+            if len(self._verdicts) < 4096:
+                self._verdicts[key] = found
+        verdict, reason = found
+        if verdict is Classification.SAFE:
+            if use.verdict is None:
+                use.verdict, use.reason = verdict, reason
+            return
         order = (Classification.SAFE, Classification.UNKNOWN, Classification.DANGEROUS)
         if use.verdict is None or order.index(verdict) > order.index(use.verdict):
             use.verdict, use.reason = verdict, reason
@@ -510,6 +577,7 @@ class PickleVM:
             mine.calls += use.calls
             mine.samples.extend(use.samples[: max(0, self.limits.max_reported_calls_per_global - len(mine.samples))])
             mine.setstate = mine.setstate or use.setstate
+            mine.passed_to = mine.passed_to or use.passed_to
             if use.verdict is not None and (mine.verdict is None or use.verdict is Classification.DANGEROUS
                                             or mine.verdict is Classification.SAFE):
                 mine.verdict, mine.reason = use.verdict, use.reason
@@ -539,12 +607,37 @@ class PickleVM:
                 return res  # the rest is raw storage bytes, never a pickle
             if pos >= end:
                 return res
+            if res.legacy_torch:
+                continue  # torch's legacy loader reads five pickles, whatever their first opcodes
             head = bytes(data[pos:pos + 256])
             if (head[0] == 0x80 and len(head) > 1 and head[1] <= 5) or plausible_stream(head):
+                continue
+            after = self._try_pickle(pos)
+            if after is not None:
+                # Not how a pickler starts (``I 1001\n``), but a loader reads it to its STOP.
+                res.pickles += 1
+                res.end = pos = after
+                if pos >= end:
+                    return res
                 continue
             self.anomaly("trailing", f"{end - pos} bytes after the pickle's STOP are not a pickle", pos,
                          size=end - pos)
             return res
+
+    def _try_pickle(self, pos: int) -> int | None:
+        """Emulate the bytes at ``pos`` as a pickle on the side; if they read to a STOP, keep what
+        they do and return the position after it. Otherwise (data that is not a pickle) None."""
+        trial = PickleVM(self.data, self.limits, ecosystem=self.ecosystem, nesting=self.nesting, result=Result(),
+                         origin=self.origin, deadline=self.deadline, end=self.end)
+        trial.ops = self.ops
+        try:
+            _, after = trial.run_one(pos)
+        except FormatError:
+            return None
+        finally:
+            self.ops = max(self.ops, trial.ops)
+        self._merge(trial.result)
+        return after
 
     def run_one(self, pos: int) -> tuple[Any, int]:
         """Emulate one pickle starting at ``pos``; return (value left by STOP, position after it).
@@ -583,6 +676,9 @@ class PickleVM:
         start = pos
         v: Any = None
         records = TENSOR_RECORDS
+        last_container = -1  # after the last EMPTY_DICT / EMPTY_LIST not followed by a MARK (and its memo store)
+        # Module constants the loop compares against, as locals (faster to load).
+        DICT, LIST, SET, FreshList = _DICT, _LIST, _SET, _FreshList
         while True:
             chunk_end = min(end, pos + _CHUNK)
             # Each opcode takes at least one byte, so bytes read bound the opcodes executed.
@@ -621,12 +717,12 @@ class PickleVM:
                             elif nxt == 0x4E:
                                 append(None)
                                 pos += 1
-                                if data[pos] == 0x75 and data[pos + 1] not in (0x62, 0x92):
+                                if data[pos] == 0x75 and data[pos + 1] not in (0x62, 0x92, 0x86):  # _KEEPS_DICT
                                     stack = metastack.pop()  # fused SETITEMS
                                     append = stack.append
                                     pos += 1
-                                    if not stack:
-                                        raise IndexError
+                                    if stack[-1] is not DICT:  # IndexError: nothing under the mark
+                                        self._fill(stack[-1], 0x75, pos - 1)
                     elif op == 0x4B:  # BININT1
                         append(data[pos])
                         pos += 1
@@ -650,7 +746,7 @@ class PickleVM:
                         append(_unpack_i(data, pos)[0])
                         pos += 4
                     elif op == 0x5D or op == 0x7D:  # EMPTY_LIST, EMPTY_DICT
-                        v = _LIST if op == 0x5D else _DICT
+                        v = LIST if op == 0x5D else DICT
                         append(v)
                         # Fuse the memo store and MARK that almost always follow an empty container.
                         if pos + 5 < end:
@@ -666,12 +762,15 @@ class PickleVM:
                                 pos += 2
                             if data[pos] == 0x28:
                                 metastack.append(stack)
-                                stack = []
+                                # A dict's first items: marked, so that a BUILD reading them knows they are all.
+                                stack = FreshList() if op == 0x7D else []
                                 append = stack.append
                                 pos += 1
                                 if len(metastack) > max_depth:
                                     raise LimitExceeded("max_pickle_stack_depth",
                                                         f"more than {max_depth} nested marks", pos)
+                            else:
+                                last_container = pos  # a one-item dict's key and value follow (SETITEM)
                     elif op == 0x8C:  # SHORT_BINUNICODE
                         n = data[pos]
                         pos += 1 + n
@@ -705,30 +804,32 @@ class PickleVM:
                             stack = metastack.pop()  # fused APPENDS (floats end many lists)
                             append = stack.append
                             pos += 1
-                            if not stack:
-                                raise IndexError
+                            if stack[-1] is not LIST:  # IndexError: nothing under the mark
+                                self._fill(stack[-1], 0x65, pos - 1)
                     elif op == 0x75 or op == 0x65 or op == 0x90:  # SETITEMS, APPENDS, ADDITEMS
                         items = stack
                         stack = metastack.pop()
                         append = stack.append
-                        if op == 0x75 and stack[-1] is _DICT and len(items) <= 64 and pos < end:
-                            # Keep the items when BUILD or NEWOBJ_EX reads the dict next (a FRAME
-                            # boundary may sit in between).
-                            nxt = data[pos]
-                            if nxt == 0x95 and pos + 9 < end:
-                                nxt = data[pos + 9]
-                            if nxt == 0x62 or nxt == 0x92:
-                                stack[-1] = DictVal(items)
-                        elif not stack:
-                            raise IndexError
+                        target = stack[-1]  # IndexError: nothing under the mark
+                        if target is DICT:
+                            if op == 0x75 and len(items) <= 64 and pos < end:
+                                # Keep the items when BUILD or NEWOBJ_EX reads the dict next, or
+                                # TUPLE2 makes it slot state (a FRAME boundary may sit in between).
+                                nxt = data[pos]
+                                if nxt == 0x95 and pos + 9 < end:
+                                    nxt = data[pos + 9]
+                                if nxt in _KEEPS_DICT:
+                                    stack[-1] = DictVal(items, type(items) is _FreshList, pos)
+                        elif target is not LIST and target is not SET:
+                            self._fill(target, op, pos - 1)
                     elif op == 0x4E:  # NONE
                         append(None)
-                        if pos + 1 < end and data[pos] == 0x75 and data[pos + 1] not in (0x62, 0x92):
+                        if pos + 1 < end and data[pos] == 0x75 and data[pos + 1] not in (0x62, 0x92, 0x86):
                             stack = metastack.pop()  # fused SETITEMS (None is a common last value)
                             append = stack.append
                             pos += 1
-                            if not stack:
-                                raise IndexError
+                            if stack[-1] is not DICT:  # IndexError: nothing under the mark
+                                self._fill(stack[-1], 0x75, pos - 1)
                     elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8
                         if op == 0x58:
                             n = _unpack_I(data, pos)[0]
@@ -773,13 +874,19 @@ class PickleVM:
                     elif op == 0x29:  # EMPTY_TUPLE
                         append(())
                     elif op == 0x73:  # SETITEM
-                        del stack[-2:]
-                        if len(stack) == 0:
+                        if len(stack) < 3:
                             raise IndexError
+                        target = stack[-3]
+                        if target is DICT:
+                            if pos < end and data[pos] in _KEEPS_DICT:  # a one-item dict, as picklers write it
+                                stack[-3] = DictVal(stack[-2:], self._one_item(last_container, pos - 1), pos)
+                        else:
+                            self._fill(target, op, pos - 1)
+                        del stack[-2:]
                     elif op == 0x61:  # APPEND
                         stack.pop()
-                        if len(stack) == 0:
-                            raise IndexError
+                        if stack[-1] is not LIST:  # IndexError: nothing to append to
+                            self._fill(stack[-1], op, pos - 1)
                     elif op == 0x4D:  # BININT2
                         append(_unpack_H(data, pos)[0])
                         pos += 2
@@ -868,7 +975,7 @@ class PickleVM:
                     elif op == 0x62:  # BUILD
                         state = stack.pop()
                         self._build(stack[-1], state, pos - 1)
-                        if self._joblib_pending is not None:
+                        if self._joblib_wrapper:
                             pos = self._skip_joblib_array(pos)
                     elif op == 0x2E:  # STOP
                         return stack.pop(), pos  # CPython ignores anything left under the result
@@ -954,12 +1061,31 @@ class PickleVM:
                 raise FormatError("opcode argument runs past the end", pos)
 
     # -- helpers for rarer opcodes ---------------------------------------------------------------
-    _joblib_pending: Any = None
+    _joblib_pending: Any = None  # the state of the NumpyArrayWrapper just built, if it can be trusted
+    _joblib_wrapper = False  # a NumpyArrayWrapper was just built: its array bytes follow
+
+    def _next_to(self, at: int, build: int, *, tuple2: bool = False) -> bool:
+        """True if the dict filled just before ``at`` reaches the BUILD at ``build`` directly: only a
+        FRAME, or (``tuple2``) TUPLE2 and a memo store of the tuple, in between."""
+        data = self.data
+        if at < 0 or build < at or build - at > 16:
+            return False
+        if tuple2:
+            if data[at] != 0x86:
+                return False
+            at += 1
+            if at < build and data[at] == 0x94:
+                at += 1
+            elif at + 1 < build and data[at] == 0x71:
+                at += 2
+            elif at + 4 < build and data[at] == 0x72:
+                at += 5
+        if at + 9 <= build and data[at] == 0x95:
+            at += 9
+        return at == build
 
     def _count_exactly(self, start: int, pos: int) -> None:
         """Bytes read over-count opcodes; once that bound passes the limit, count the real ones."""
-        from aivet.formats.pickle_ops import iter_ops
-
         begin = max(start, self._counted_pos)
         real = 0
         try:
@@ -1011,7 +1137,9 @@ class PickleVM:
         if "\n" in full or full != full.strip() or not full.isascii():
             self.anomaly("unresolved", f"global name with unusual characters: {full!r}", pos,
                          opcode=opname(op), name=repr(full))
-        self.reference(allowlist.normalize(full), pos, op)
+        use = self._use(allowlist.normalize(full), pos, op)
+        use.references += 1
+        g.use = use
         return g
 
     def _tensor_record(self, func: Any, pos: int, memo: list[Any], chunk_end: int) -> tuple[Any, int] | None:
@@ -1065,6 +1193,10 @@ class PickleVM:
         res.persistent_count += 1
         if len(res.persistent_ids) < _MAX_PERSISTENT_SAMPLES:
             res.persistent_ids.append(render(pid))
+        if type(pid) is tuple:
+            for v in pid:  # the loader's persistent_load uses the storage class it names
+                if type(v) is Global and v.use is not None and v.use.passed_to is None:
+                    v.use.passed_to = "persistent_load"
         return Persistent(pid)
 
     def _build(self, obj: Any, state: Any, pos: int) -> None:
@@ -1073,7 +1205,13 @@ class PickleVM:
         if type(obj) is Global:
             self.anomaly("build", f"BUILD sets attributes on the global {obj.full} itself", pos, target=obj.full)
             return
-        if type(obj) is not Call or obj.callee is None:
+        if type(obj) is Persistent:
+            self._check_state(obj, state, pos)  # a storage the loader supplies: never BUILT by torch
+            return
+        if type(obj) is not Call:
+            return
+        self._check_state(obj, state, pos)
+        if obj.callee is None:
             return
         cls = obj.callee
         if cls in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__") \
@@ -1083,21 +1221,101 @@ class PickleVM:
         if use is not None:
             use.setstate = True
         if cls == "joblib.numpy_pickle.NumpyArrayWrapper":
-            self._joblib_pending = state
+            whole = type(state) is DictVal and state.fresh and self._next_to(state.at, pos)
+            self._joblib_pending = state if whole else None
+            self._joblib_wrapper = True
+        elif cls == "numpy.dtype":
+            self._dtype_states[id(obj)] = state  # sets a flexible dtype's itemsize and object flag
+        elif cls in _JOBLIB_SIDE_FILES:
+            # joblib <= 0.9 kept arrays in side files: np.load(join(dir, filename), allow_pickle=True).
+            whole = type(state) is DictVal and state.fresh and self._next_to(state.at, pos)
+            filename = state.get("filename") if whole else None
+            if type(filename) is not str or not filename or filename.startswith((".", "~")) \
+                    or any(c in filename for c in "/\\:\x00"):
+                self.anomaly("build", f"{cls} loads the file {render(filename)} with np.load(allow_pickle=True): "
+                             "a path outside the model's directory, or one that cannot be read", pos,
+                             target=cls, filename=render(filename))
+
+    def _check_state(self, obj: Call | Persistent, state: Any, pos: int) -> None:
+        """What a BUILD's state can make the loader call later.
+
+        The loader looks ``__setstate__`` up on the *instance*, and APPEND / ADDITEMS look up
+        ``extend`` / ``append`` / ``add`` there too: once a BUILD has filled the instance dict,
+        a second BUILD or an APPEND can call any value it put there. Slot state is applied with
+        ``setattr``, so ``__class__`` swaps the object's class (its methods then run wherever the
+        object is hashed or passed). Pickles written by a pickler BUILD each object once, after
+        its items, with ordinary slot names.
+        """
+        name = _class_of(obj)
+        if id(obj) in self._built:
+            self.anomaly("build", f"second BUILD on the same {name} object: the state an earlier BUILD put in "
+                         "its instance dict can run as __setstate__", pos, target=name)
+        self._built[id(obj)] = obj
+        if type(state) is tuple and len(state) == 2:
+            slots = state[1]
+            if type(slots) is DictVal and not (slots.fresh and self._next_to(slots.at, pos, tuple2=True)):
+                slots = _DICT  # filled in pieces, or aliased through the memo: what it holds is unknown
+            if type(slots) is DictVal:
+                odd = [k for k in slots.items[::2] if type(k) is not str or k.startswith("__")]
+                if odd:
+                    self.anomaly("build", f"BUILD slot state sets {render(odd[0])} on {name} with setattr "
+                                 "(swaps its class or internals)", pos, target=name, attribute=render(odd[0]))
+            elif type(slots) is Opaque or type(slots) is Call and slots.callee in _MAPPINGS:
+                self.anomaly("build", f"BUILD slot state {render(slots)} on {name} cannot be read; setattr of "
+                             "its items may swap the object's class", pos, target=name)
+
+    def _one_item(self, start: int, setitem: int) -> bool:
+        """True if the opcodes from ``start`` (right after an EMPTY_DICT and its memo store) to the
+        SETITEM at ``setitem`` are one key and one value (memo stores allowed): the SETITEM filled a
+        fresh dict."""
+        if start < 0 or setitem - start > 4096:
+            return False
+        pushes = 0
+        try:
+            for _, code, _ in iter_ops(self.data, start, setitem + 1, stop_at_stop=False):
+                if code == 0x73:
+                    return pushes == 2
+                elif code not in _MEMO_PUTS:
+                    if code not in _PUSHES:
+                        return False
+                    pushes += 1
+        except FormatError:
+            return False
+        return False
+
+    def _fill(self, target: Any, op: int, pos: int) -> None:
+        """SETITEM(S), APPEND(S) or ADDITEMS on something that is not a fresh list, dict or set."""
+        t = type(target)
+        what = opname(op)
+        if t is Global:
+            self.anomaly("build", f"{what} on the global {target.full} changes the loading process's state",
+                         pos, target=target.full, opcode=what)
+        elif (t is Call or t is Persistent) and op not in (0x73, 0x75):
+            # Not a list or set: the loader calls the object's extend / append / add, which an
+            # instance dict filled by BUILD, or a dict subclass's __getattr__ (sklearn's Bunch
+            # returns items as attributes), can supply.
+            name = _class_of(target)
+            if name not in _APPENDABLE:
+                self.anomaly("build", f"{what} on a {name} object calls its extend / append / add, which the "
+                             "pickle's own state can supply", pos, target=name, opcode=what)
 
     def _skip_joblib_array(self, pos: int) -> int:
         """joblib writes the array's raw bytes right after the wrapper's BUILD; skip them."""
         state = self._joblib_pending
         self._joblib_pending = None
+        self._joblib_wrapper = False
         self.result.joblib_arrays += 1
         if type(state) is not DictVal:
+            # Not one dict filled at once right before the BUILD, as joblib writes it: the state
+            # may hold more than the emulator saw (a key set earlier, or through a memo alias).
             raise FormatError("joblib array wrapper without a readable state", pos)
         shape = state.get("shape")
         dtype = state.get("dtype")
         align = state.get("numpy_array_alignment_bytes")
         if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
             raise FormatError("joblib array shape cannot be determined", pos)
-        itemsize, has_object = _dtype_itemsize(dtype)
+        dtype_state = self._dtype_states.get(id(dtype), _NO_STATE) if type(dtype) is Call else _NO_STATE
+        itemsize, has_object = _dtype_itemsize(dtype, dtype_state)
         if has_object:
             # Object arrays are a nested pickle (protocol 5) right here in the stream.
             inner = PickleVM(self.data, self.limits, ecosystem=self.ecosystem, nesting=self.nesting,
@@ -1110,7 +1328,7 @@ class PickleVM:
         count = 1
         for d in shape:
             count *= d
-        if type(align) is int:
+        if align is not None:  # joblib reads the padding byte for any value but None
             if pos >= self.end:
                 raise FormatError("joblib array padding missing", pos)
             pos += 1 + self.data[pos]
@@ -1124,14 +1342,49 @@ _DTYPE_SIZES = {"b": 1, "B": 1, "?": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, 
                 "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32}
 
 
-def _dtype_itemsize(dtype: Any) -> tuple[int | None, bool]:
-    """Item size from a symbolic ``numpy.dtype('f8', ...)`` call; (None, False) if unknown."""
+_NO_STATE = Opaque("no state")
+# Allowlisted classes whose instances are real lists, sets or deques: APPEND(S) / ADDITEMS on them
+# call the type's own methods.
+_APPENDABLE = frozenset({"builtins.list", "builtins.set", "collections.deque"})
+
+
+def _class_of(obj: Call | Persistent) -> str:
+    """The class (or callee) that made ``obj``, seen through copyreg's reconstructors."""
+    if not isinstance(obj, Call):
+        return "persistent"
+    cls = obj.callee
+    if cls in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__") \
+            and type(obj.args) is tuple and obj.args:
+        arg = symbol(obj.args[0])
+        cls = allowlist.normalize(arg) if arg else cls
+    return cls or render(obj.func)
+
+
+_JOBLIB_SIDE_FILES = frozenset({"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"})
+
+
+def _dtype_itemsize(dtype: Any, state: Any = _NO_STATE) -> tuple[int | None, bool]:
+    """Item size and object flag of a symbolic ``numpy.dtype('f8', ...)`` call as numpy ends up with
+    it after the BUILD ``state``; (None, False) if unknown.
+
+    numpy's dtype __setstate__ takes a flexible dtype's (V, S, U) item size from the state's elsize,
+    and the object flag of V, S, U and datetime dtypes from its flags: joblib then reads that many
+    bytes, or a nested pickle, so the emulator must skip exactly the same.
+    """
     if type(dtype) is not Call or dtype.callee not in ("numpy.dtype",) or type(dtype.args) is not tuple \
             or not dtype.args or type(dtype.args[0]) is not str:
         return None, False
     code = dtype.args[0].lstrip("<>|=")
     if code.startswith("O"):
         return None, True
+    if state is not _NO_STATE:
+        if type(state) is not tuple or len(state) < 8 or type(state[5]) is not int or type(state[7]) is not int:
+            return None, False
+        kind = code[:1]
+        if kind in ("V", "S", "a", "U", "M", "m") and state[7] & 1:
+            return None, True
+        if kind in ("V", "S", "a", "U"):
+            return (state[5], False) if state[5] >= 0 else (None, False)
     if code[:1] in ("V", "S", "a", "U") and code[1:].isdigit():
         return int(code[1:]) * (4 if code[0] == "U" else 1), False
     if code[:1] in "iufcbm M".replace(" ", "") and code[1:].isdigit():
