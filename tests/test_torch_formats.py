@@ -39,7 +39,6 @@ from tests.fixtures.torch_files import payload_pickle, rewrite_zip  # noqa: E402
 from tests.fixtures.work import HANG_TIMEOUT, CountingBytesIO, Tally, python_lines  # noqa: E402
 
 NEEDS_HOOK = pytest.mark.xfail(reason="needs hook in archive_zip", strict=True)
-NEEDS_ALLOWLIST = pytest.mark.xfail(reason="needs the DCP metadata names in the pickle allowlist", strict=True)
 
 
 class _Net(torch.nn.Module):  # type: ignore[misc]
@@ -587,7 +586,6 @@ def test_scan_dcp_shard_raises_nothing(made: dict[str, Path]) -> None:
     assert next(a for a in ev.artifacts if a.path == "__0_0.distcp").format == "zip-sequence"
 
 
-@NEEDS_ALLOWLIST
 def test_scan_dcp_metadata_raises_nothing(made: dict[str, Path]) -> None:
     ev = aivet.scan(made["dcp"] / ".metadata")
     assert list(ev.at_or_above(Severity.MEDIUM)) == []

@@ -82,7 +82,8 @@ _COMMON = _names("""
     collections.OrderedDict collections.deque collections.Counter
     datetime.datetime datetime.date datetime.time datetime.timedelta datetime.timezone
     decimal.Decimal fractions.Fraction uuid.UUID
-    pathlib.PurePath pathlib.PurePosixPath pathlib.PureWindowsPath
+    pathlib.PurePath pathlib.PurePosixPath pathlib.PureWindowsPath pathlib.Path pathlib.PosixPath pathlib.WindowsPath
+    pathlib._local.Path pathlib._local.PosixPath pathlib._local.WindowsPath
     copyreg._reconstructor copyreg.__newobj__ copyreg.__newobj_ex__
     codecs.encode collections.defaultdict
 """)
@@ -120,7 +121,55 @@ _NUMPY = _names("""
 """) | frozenset(f"numpy.{t}" for t in (
     "bool_ int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 complex64 "
     "complex128 str_ bytes_ datetime64 timedelta64 longlong ulonglong intc uintc").split())
-# torch checkpoints: tensor / parameter / storage rebuilds and plain metadata types.
+# torch's own layer classes (nn.Module subclasses defined in torch.nn.modules, torch 2.13), which
+# ``torch.save(model)`` pickles as NEWOBJ / copyreg.__newobj__ with no arguments: ``object.__new__``
+# and then BUILD, whose ``__setstate__`` only restores attributes. Called *with* arguments their
+# ``__init__`` allocates parameters of any size, so they are conditional (see conditional_verdict).
+# tests/test_pickle_vm.py checks every name against the installed torch.
+_TORCH_LAYERS = frozenset(f"torch.nn.modules.{module}.{cls}" for module, names in {
+    "activation": "CELU ELU GELU GLU Hardshrink Hardsigmoid Hardswish Hardtanh LeakyReLU LogSigmoid LogSoftmax "
+                   "Mish MultiheadAttention PReLU RReLU ReLU ReLU6 SELU SiLU Sigmoid Softmax Softmax2d Softmin "
+                   "Softplus Softshrink Softsign Tanh Tanhshrink Threshold",
+    "adaptive": "AdaptiveLogSoftmaxWithLoss",
+    "batchnorm": "BatchNorm1d BatchNorm2d BatchNorm3d LazyBatchNorm1d LazyBatchNorm2d LazyBatchNorm3d "
+                  "SyncBatchNorm",
+    "channelshuffle": "ChannelShuffle",
+    "container": "ModuleDict ModuleList ParameterDict ParameterList Sequential",
+    "conv": "Conv1d Conv2d Conv3d ConvTranspose1d ConvTranspose2d ConvTranspose3d LazyConv1d LazyConv2d "
+             "LazyConv3d LazyConvTranspose1d LazyConvTranspose2d LazyConvTranspose3d",
+    "distance": "CosineSimilarity PairwiseDistance",
+    "dropout": "AlphaDropout Dropout Dropout1d Dropout2d Dropout3d FeatureAlphaDropout",
+    "flatten": "Flatten Unflatten",
+    "fold": "Fold Unfold",
+    "instancenorm": "InstanceNorm1d InstanceNorm2d InstanceNorm3d LazyInstanceNorm1d LazyInstanceNorm2d "
+                     "LazyInstanceNorm3d",
+    "linear": "Bilinear Identity LazyLinear Linear NonDynamicallyQuantizableLinear",
+    "loss": "BCELoss BCEWithLogitsLoss CTCLoss CosineEmbeddingLoss CrossEntropyLoss GaussianNLLLoss "
+             "HingeEmbeddingLoss HuberLoss KLDivLoss L1Loss LinearCrossEntropyLoss MSELoss MarginRankingLoss "
+             "MultiLabelMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss PoissonNLLLoss SmoothL1Loss "
+             "SoftMarginLoss TripletMarginLoss TripletMarginWithDistanceLoss",
+    "module": "Module",
+    "normalization": "CrossMapLRN2d GroupNorm LayerNorm LocalResponseNorm RMSNorm",
+    "padding": "CircularPad1d CircularPad2d CircularPad3d ConstantPad1d ConstantPad2d ConstantPad3d "
+                "ReflectionPad1d ReflectionPad2d ReflectionPad3d ReplicationPad1d ReplicationPad2d "
+                "ReplicationPad3d ZeroPad1d ZeroPad2d ZeroPad3d",
+    "pixelshuffle": "PixelShuffle PixelUnshuffle",
+    "pooling": "AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveAvgPool3d AdaptiveMaxPool1d AdaptiveMaxPool2d "
+                "AdaptiveMaxPool3d AvgPool1d AvgPool2d AvgPool3d FractionalMaxPool2d FractionalMaxPool3d LPPool1d "
+                "LPPool2d LPPool3d MaxPool1d MaxPool2d MaxPool3d MaxUnpool1d MaxUnpool2d MaxUnpool3d",
+    "rnn": "GRU GRUCell LSTM LSTMCell RNN RNNBase RNNCell RNNCellBase",
+    "sparse": "Embedding EmbeddingBag",
+    "transformer": "Transformer TransformerDecoder TransformerDecoderLayer TransformerEncoder "
+                    "TransformerEncoderLayer",
+    "upsampling": "Upsample UpsamplingBilinear2d UpsamplingNearest2d",
+}.items() for cls in names.split())
+# Activation functions layers keep as attributes (TransformerEncoderLayer.activation = F.relu): pure
+# tensor math, referenced by a full-module pickle. tests/test_pickle_vm.py checks them too.
+_TORCH_ACTIVATIONS = frozenset(f"torch.nn.functional.{name}" for name in (
+    "relu relu6 gelu silu mish tanh sigmoid hardtanh hardswish hardsigmoid leaky_relu elu selu celu glu "
+    "softplus softsign softmax log_softmax logsigmoid tanhshrink softshrink hardshrink").split())
+# torch checkpoints: tensor / parameter / storage rebuilds, plain metadata types, and the dataclasses of
+# a Distributed Checkpoint's ``.metadata`` (torch.distributed.checkpoint reads it with plain pickle.load).
 _TORCH = _names("""
     torch._utils._rebuild_tensor torch._utils._rebuild_tensor_v2 torch._utils._rebuild_tensor_v3
     torch._utils._rebuild_parameter torch._utils._rebuild_parameter_with_state
@@ -137,7 +186,12 @@ _TORCH = _names("""
     torch.qint32 torch.float32 torch.float16 torch.bfloat16 torch.float64 torch.int64 torch.int32
     torch.int16 torch.int8 torch.uint8 torch.bool torch.complex64 torch.complex128
     torch.float8_e4m3fn torch.float8_e5m2
-""") | frozenset(f"torch.{t}Storage" for t in (
+    torch.distributed.checkpoint.metadata.Metadata torch.distributed.checkpoint.metadata.TensorStorageMetadata
+    torch.distributed.checkpoint.metadata.BytesStorageMetadata torch.distributed.checkpoint.metadata.TensorProperties
+    torch.distributed.checkpoint.metadata.ChunkStorageMetadata torch.distributed.checkpoint.metadata.MetadataIndex
+    torch.distributed.checkpoint.metadata.StorageMeta torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING
+    torch.distributed.checkpoint.filesystem._StorageInfo
+""") | _TORCH_LAYERS | _TORCH_ACTIVATIONS | frozenset(f"torch.{t}Storage" for t in (
     "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble QInt8 QUInt8 "
     "QInt32 QUInt4x2 QUInt2x4 Untyped").split())
 _JOBLIB = _names("""
@@ -314,12 +368,12 @@ def classify(name: str, ecosystem: str | None = None) -> tuple[Classification, s
     return Classification.UNKNOWN, "not on the allowlist"
 
 
-CONDITIONAL = _CONDITIONAL  # canonical names, for the emulator's per-call check
+CONDITIONAL = _CONDITIONAL | _TORCH_LAYERS  # canonical names, for the emulator's per-call check
 
 
 def is_conditional(name: str) -> bool:
     """True for allowlisted globals whose safety depends on the call's arguments."""
-    return normalize(name) in _CONDITIONAL
+    return normalize(name) in CONDITIONAL
 
 
 def conditional_verdict(name: str, arg_names: list[str | None], all_constant: bool,
@@ -334,6 +388,9 @@ def conditional_verdict(name: str, arg_names: list[str | None], all_constant: bo
     if canon == "builtins.object":
         return (Classification.SAFE, "plain object") if not arg_names else (
             Classification.UNKNOWN, "object() with arguments")
+    if canon in _TORCH_LAYERS:
+        return (Classification.SAFE, "torch layer restored from its state") if not arg_names else (
+            Classification.UNKNOWN, "torch layer constructed with arguments (its __init__ allocates parameters)")
     # copyreg helpers and defaultdict: every callable argument must itself be safe.
     verdict = Classification.SAFE
     reason = "arguments are allowlisted"
@@ -341,7 +398,8 @@ def conditional_verdict(name: str, arg_names: list[str | None], all_constant: bo
         if arg is None:
             continue
         inner, why = classify(arg, ecosystem)
-        if inner is Classification.SAFE and is_conditional(arg) and normalize(arg) != "builtins.object":
+        if inner is Classification.SAFE and is_conditional(arg) and normalize(arg) != "builtins.object" \
+                and normalize(arg) not in _TORCH_LAYERS:  # a layer's __new__ is object.__new__
             inner, why = Classification.UNKNOWN, f"{arg} passed as a class"
         if inner is Classification.DANGEROUS:
             return inner, f"{canon} wraps {arg}: {why}"
