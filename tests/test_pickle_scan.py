@@ -173,3 +173,20 @@ def test_many_small_objects_take_the_fast_path(tmp_path: Path, monkeypatch: pyte
     ev = aivet.scan(path)
     assert not ev.findings and ev.artifacts[0].status.value == "analyzed"
     assert emulated == []
+
+
+@pytest.mark.parametrize("limits", [Limits(max_pickle_opcodes=2_000), Limits(max_pickle_bytes=4_096)],
+                         ids=["opcodes", "bytes"])
+def test_a_payload_past_a_limit_is_as_loud_as_the_payload(tmp_path: Path, limits: Limits) -> None:
+    """Padding is cheap: a pickle the limit cut short is high (a loader runs the rest), not medium."""
+    padding = Ops(2)
+    for i in range(20_000):  # past the first 64 KiB chunk (limits are checked per chunk); not data-only
+        padding.int(i).raw(b"0")  # push, POP
+    data = padding.glob("os", "system").str("true").tup1().reduce().stop()
+    (tmp_path / "padded.pkl").write_bytes(data)
+    ev = aivet.scan(tmp_path, limits=limits)
+    limit_findings = [f for f in ev.findings if f.rule_id == "SCAN-LIMIT-EXCEEDED"]
+    assert limit_findings and all(f.severity is Severity.HIGH for f in limit_findings)
+    assert "not analysed" in limit_findings[0].message
+    assert ev.artifacts[0].status.value == "partial"
+    assert not [f for f in ev.findings if f.rule_id == "PICKLE-DANGEROUS-GLOBAL"]  # it was past the limit

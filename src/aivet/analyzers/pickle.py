@@ -129,9 +129,11 @@ def analyze_pickle(source: Source, ctx: Context, *, ecosystem: str | None = None
         except (FormatError, LimitExceeded) as exc:
             _report(source, ctx, vm.result, ecosystem)
             if truncated and isinstance(exc, FormatError):
-                raise LimitExceeded("max_pickle_bytes", f"pickle larger than {limit} bytes; only the first part "
-                                    "was analysed", limit) from None
-            raise
+                exc = LimitExceeded("max_pickle_bytes", f"pickle larger than {limit} bytes", limit)
+            if isinstance(exc, FormatError):
+                raise
+            _unfinished(source, ctx, exc)
+            return Outcome(format_name, ArtifactStatus.PARTIAL, str(exc))
         finally:
             vm.data = b""  # drop the reference before the map is closed
     fmt = format_name
@@ -144,12 +146,22 @@ def analyze_pickle(source: Source, ctx: Context, *, ecosystem: str | None = None
     if result.persistent_count:
         note += f", {result.persistent_count} persistent ids"
     if truncated:
-        ctx.add(rules.LIMIT_EXCEEDED.finding(
-            ctx.location(source, offset=limit),
-            f"pickle larger than {limit} bytes; only the first part was analysed",
-            limit="max_pickle_bytes"))
+        _unfinished(source, ctx, LimitExceeded("max_pickle_bytes", f"pickle larger than {limit} bytes", limit))
         return Outcome(fmt, ArtifactStatus.PARTIAL, note)
     return Outcome(fmt, ArtifactStatus.ANALYZED, note)
+
+
+def _unfinished(source: Source, ctx: Context, exc: LimitExceeded) -> None:
+    """Report a pickle a limit stopped part way: high, because what follows is code a loader runs.
+
+    Padding is cheap (about 50 MB of opcodes reach ``max_pickle_opcodes``), so a payload placed
+    past a limit must not be quieter than the payload itself would have been.
+    """
+    ctx.add(rules.LIMIT_EXCEEDED.finding(
+        ctx.location(source, offset=exc.offset),
+        f"{exc}: the rest of the pickle was not analysed, and a loader would run it "
+        f"(raise it with --limit {exc.limit}=... for a file you trust more)",
+        severity=Severity.HIGH, limit=exc.limit))
 
 
 def _report(source: Source, ctx: Context, result: Result, ecosystem: str | None) -> None:
