@@ -8,6 +8,7 @@ import gzip
 import io
 import lzma
 import pickle
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -23,7 +24,7 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.formats import FormatError, LimitExceeded
 from aivet.limits import Limits
-from tests.fixtures.archives import tar_bytes, zip_bytes
+from tests.fixtures.archives import RawMember, raw_zip, tar_bytes, two_directory_zip, zip_bytes
 from tests.fixtures.work import HANG_TIMEOUT
 
 # Hostile archives must never hang a reader: a hang fails the test, a slow machine does not.
@@ -38,9 +39,24 @@ _SEEDS: dict[str, tuple[bytes, Callable[[Source, Context], Outcome]]] = {
     "zip-deflate": (zip_bytes({"a/data.pkl": _PICKLE, "b.txt": b"hello " * 20}), archive.analyze_zip),
     "zip-stored": (zip_bytes({"archive/data.pkl": _PICKLE, "archive/data/0": b"\x00" * 16,
                               "archive/version": b"3\n"}, zipfile.ZIP_STORED), archive.analyze_zip),
+    # zipfile refuses these and the lenient (PyTorch-like) reader takes over: mutations exercise it.
+    "zip-lenient": (raw_zip([RawMember(b"archive/data.pkl", _PICKLE, method=zipfile.ZIP_DEFLATED),
+                             RawMember(b"archive/version", b"3\n")], cd_junk=b"junk"), archive.analyze_zip),
+    "zip-lenient-tail": (raw_zip([RawMember(b"archive/data.pkl", _PICKLE)], tail=b"PK\x05\x06"),
+                         archive.analyze_zip),
+    "zip-two-directories": (two_directory_zip([RawMember(b"a/data.pkl", _PICKLE), RawMember(b"a/version", b"3")],
+                                              [RawMember(b"a/data.pkl", b"x"), RawMember(b"a/version", b"3")],
+                                              zip64=True), archive.analyze_zip),
     "zip-bzip2": (zip_bytes({"x.pkl": _PICKLE}, zipfile.ZIP_BZIP2), archive.analyze_zip),
     "tar": (tar_bytes({"m.pkl": _PICKLE, "n.txt": b"words"}, {"l": ("m.pkl", tarfile.SYMTYPE)}), archive.analyze_tar),
     "tar-legacy-torch": (tar_bytes({"sys_info": _PICKLE, "pickle": _PICKLE, "storages": _PICKLE}), archive.analyze_tar),
+    # storages/tensors laid out as torch's legacy loader reads them: pickles between raw blocks.
+    "tar-legacy-records": (tar_bytes({
+        "pickle": _PICKLE,
+        "storages": pickle.dumps(1, protocol=2) + pickle.dumps((0, "cpu", "FloatStorage"), protocol=2)
+        + struct.pack("<q", 2) + bytes(8) + pickle.dumps([], protocol=2),
+        "tensors": pickle.dumps(1, protocol=2) + pickle.dumps((0, 0, "T"), protocol=2)
+        + struct.pack("<ii", 1, 0) + struct.pack("<qqq", 2, 1, 0)}), archive.analyze_tar),
     "gzip": (gzip.compress(_PICKLE), archive.analyze_compressed),
     "bz2": (bz2.compress(_PICKLE), archive.analyze_compressed),
     "xz": (lzma.compress(_PICKLE), archive.analyze_compressed),

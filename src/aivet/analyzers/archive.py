@@ -168,8 +168,21 @@ TOO_DEEP = Rule(
     ("CWE-674",),
 )
 
+READER_DIFFERENTIAL = Rule(
+    "ARCHIVE-READER-DIFFERENTIAL",
+    "Zip readers disagree about this archive",
+    "Python's zipfile (numpy, Keras, most scanners) and the lenient reader inside PyTorch (miniz) "
+    "see different members: zipfile refuses the archive or a member that miniz reads, or the two "
+    "follow different central directories (zip64 locator, offsets that zipfile shifts and miniz "
+    "does not). A scanner built on one reader is shown a harmless view while torch.load runs the "
+    "other. aivet analyses the members as both readers see them.",
+    Severity.HIGH,
+    (ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-436",),
+)
+
 RULES = (PATH_TRAVERSAL, BOMB, DUPLICATE_MEMBER, HEADER_MISMATCH, ENCRYPTED, LINK_MEMBER, SPECIAL_MEMBER,
-         PREPENDED_DATA, HIDDEN_DATA, UNSUPPORTED_METHOD, CRC_MISMATCH, TOO_DEEP)
+         PREPENDED_DATA, HIDDEN_DATA, UNSUPPORTED_METHOD, CRC_MISMATCH, TOO_DEEP, READER_DIFFERENTIAL)
 
 CHUNK = 1024 * 1024  # bytes read or decompressed per step, so no step holds more
 # Below this output size the ratio is not judged: a few KiB of zeros legitimately compress 1000:1.
@@ -261,7 +274,7 @@ class _NeverRaised(Exception):
     """Stands in for an error class whose module was never imported (so it cannot have been raised)."""
 
 
-class _Window(io.RawIOBase):
+class Window(io.RawIOBase):
     """A read-only, seekable view of ``length`` bytes at ``base`` of another stream.
 
     Large members stored without compression are analysed in place through a window, so that
@@ -313,7 +326,7 @@ class _Window(io.RawIOBase):
 
 def _window_opener(parent: Source, base: int, length: int) -> Callable[[], BinaryIO]:
     def opener() -> BinaryIO:
-        return io.BufferedReader(_Window(parent.open(), base, length))
+        return io.BufferedReader(Window(parent.open(), base, length))
     return opener
 
 
@@ -500,11 +513,24 @@ def check_names(names: list[tuple[str, int | None]], source: Source, ctx: Contex
         if why:
             ctx.add(PATH_TRAVERSAL.finding(ctx.location(source, offset=offset), f"member {name!r} {why}",
                                            member=name))
-    counts = Counter(name for name, _ in names)
-    for name, n in counts.items():
-        if n > 1:
+    # PyTorch's reader (miniz) looks names up without regard to case: "DATA.PKL" answers for
+    # "data.pkl". Names that differ only in case are duplicates to it, so they are to us.
+    counts = Counter(name.lower() for name, _ in names)
+    if len(counts) == len(names):
+        return
+    spellings: dict[str, list[str]] = {}
+    for name, _ in names:
+        if counts[name.lower()] > 1:
+            spellings.setdefault(name.lower(), []).append(name)
+    for group in spellings.values():
+        name, n = group[0], len(group)
+        if len(set(group)) == 1:
             ctx.add(DUPLICATE_MEMBER.finding(ctx.location(source), f"member {name!r} appears {n} times",
                                              member=name, copies=n))
+        else:
+            ctx.add(DUPLICATE_MEMBER.finding(ctx.location(source), f"members {sorted(set(group))!r} differ only in "
+                                             "case (one name to case-insensitive readers such as PyTorch's)",
+                                             member=name, copies=n, spellings=sorted(set(group))))
 
 
 def too_deep(source: Source, ctx: Context) -> Outcome | None:

@@ -12,6 +12,8 @@ from typing import IO
 
 from aivet import rules
 from aivet.analyzers.archive import (
+    CHUNK,
+    HIDDEN_DATA,
     LINK_MEMBER,
     SPECIAL_MEMBER,
     Budget,
@@ -20,6 +22,7 @@ from aivet.analyzers.archive import (
     check_names,
     ctx_loc,
     outermost_budget,
+    report_gap,
     too_deep,
     unsafe_name,
 )
@@ -46,12 +49,24 @@ def analyze_tar(source: Source, ctx: Context) -> Outcome:
 def _analyze_open_tar(tf: tarfile.TarFile, source: Source, ctx: Context, budget: Budget) -> Outcome:
     partial = False
     infos: list[tarfile.TarInfo] = []
+    hidden_from: int | None = None  # where tarfile stopped while bytes went on
+    visible = 0  # members tarfile reads on its own
     while True:
         try:
             info = tf.next()
         except (tarfile.TarError, EOFError, ValueError, OverflowError, UnicodeDecodeError, struct.error) as exc:
+            if hidden_from is not None:
+                break  # the bytes past the stop are reported already; their damage is not ours to fix
             raise FormatError(f"corrupt tar header after {len(infos)} members: {exc}") from exc
         if info is None:
+            stray = _stray_bytes_at(tf, source, ctx) if hidden_from is None else None
+            if stray is not None:
+                # tarfile (and torch's legacy loader, which uses it) stops at a damaged header or
+                # at the end-of-archive blocks; GNU tar skips a damaged header and extracts what
+                # follows (and `tar -i` reads past the end marker). Read on the way it does.
+                hidden_from, visible = stray, len(infos)
+                tf.ignore_zeros = True
+                continue
             break
         if len(infos) >= ctx.limits.max_archive_members:
             ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(source), f"more than {len(infos)} members; the rest "
@@ -59,6 +74,16 @@ def _analyze_open_tar(tf: tarfile.TarFile, source: Source, ctx: Context, budget:
             partial = True
             break
         infos.append(info)
+    if hidden_from is not None:
+        if len(infos) > visible:
+            late = [i.name for i in infos[visible:]]
+            ctx.add(HIDDEN_DATA.finding(ctx.location(source, offset=hidden_from),
+                                        f"members {late[:5]!r} follow where tarfile stops (a damaged header or the "
+                                        "end-of-archive marker): Python's tarfile and torch's legacy loader do not "
+                                        "see them, GNU tar extracts them; analysed", start=hidden_from,
+                                        end=source.size, members=late[:100]))
+        else:
+            report_gap(source, ctx, hidden_from, source.size, first=False, where="after the end of the tar archive")
     check_names([(i.name, i.offset) for i in infos], source, ctx)
     entries: list[Entry] = []
     for info in infos:
@@ -116,3 +141,30 @@ class TarMembers(MembersBase):
             return None
         return info.offset_data, info.size
 
+
+
+
+def _stray_bytes_at(tf: tarfile.TarFile, source: Source, ctx: Context) -> int | None:
+    """Where bytes other than end-of-archive padding start after tarfile stopped (its 512-byte
+    block), or ``None`` when only zeros follow. Bounded: a longer tail than one in-memory member
+    is not walked."""
+    rest = source.size - tf.offset
+    fh = tf.fileobj
+    if rest <= 0 or fh is None:
+        return None
+    if rest > ctx.limits.in_memory_member_bytes:
+        # Far more than padding, and too much to walk block by block: report it, unread.
+        report_gap(source, ctx, tf.offset, source.size, first=False, where="after the end of the tar archive")
+        return None
+    at = tf.offset
+    fh.seek(at)
+    while at < source.size:
+        chunk = fh.read(min(source.size - at, CHUNK))
+        if not chunk:
+            return None
+        stripped = chunk.lstrip(b"\0")
+        if stripped:
+            first = at + len(chunk) - len(stripped)
+            return tf.offset + (first - tf.offset) // 512 * 512
+        at += len(chunk)
+    return None

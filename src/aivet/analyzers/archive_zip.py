@@ -16,19 +16,23 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import IO, BinaryIO
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
 
 from aivet import rules
 from aivet.analyzers.archive import (
     BOMB,
+    CHUNK,
     ENCRYPTED,
     HEADER_MISMATCH,
     LINK_MEMBER,
     RATIO_FLOOR,
+    READER_DIFFERENTIAL,
     UNSUPPORTED_METHOD,
     Budget,
     Entry,
     MembersBase,
+    Window,
     ZipKind,
     check_names,
     classify_zip,
@@ -52,12 +56,17 @@ _EOCD = struct.Struct("<4s4H2LH")
 _EOCD64 = struct.Struct("<4sQ2H2L4Q")
 _EOCD64_LOCATOR = struct.Struct("<4sLQL")
 _LOCAL = struct.Struct("<4s5H3L2H")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+# The methods PyTorch's reader (miniz) decompresses: the lenient view reads no others.
+_LENIENT_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 
-def _precheck_zip(fh: BinaryIO, size: int, ctx: Context) -> int:
+def _precheck_zip(fh: BinaryIO, size: int, ctx: Context) -> tuple[int, int]:
     """Bound the central directory before zipfile reads it all into memory.
 
-    Returns the offset just past the end-of-central-directory record and its comment.
+    Returns the offset just past the end-of-central-directory record and its comment, and the
+    directory offset the record declares (zipfile shifts member offsets by the difference
+    between that and where it actually reads the directory).
     """
     tail_len = min(size, 65536 + _EOCD.size)
     fh.seek(size - tail_len)
@@ -66,21 +75,21 @@ def _precheck_zip(fh: BinaryIO, size: int, ctx: Context) -> int:
     if pos < 0 or pos + _EOCD.size > len(tail):
         raise FormatError("no end of central directory record (truncated or not a zip)", size)
     eocd_at = size - tail_len + pos
-    _, _, _, _, total, cd_size, _, comment_len = _EOCD.unpack_from(tail, pos)
+    _, _, _, _, total, cd_size, cd_offset, comment_len = _EOCD.unpack_from(tail, pos)
     # zipfile takes the counts from a zip64 end record wherever one sits just before the
     # locator, whatever the classic record says: so must the bound, or it is a bypass.
     zip64 = _zip64_counts(fh, eocd_at)
     if zip64 is not None:
-        total, cd_size = zip64
+        total, cd_size, cd_offset = zip64
     if total > ctx.limits.max_archive_members:
         raise LimitExceeded("max_archive_members", f"zip declares {total} members", eocd_at)
     if cd_size > _MIN_CD_ENTRY * ctx.limits.max_archive_members + ctx.limits.max_header_bytes:
         raise LimitExceeded("max_header_bytes", f"zip central directory of {cd_size} bytes", eocd_at)
-    return eocd_at + _EOCD.size + int(comment_len)
+    return eocd_at + _EOCD.size + int(comment_len), int(cd_offset)
 
 
-def _zip64_counts(fh: BinaryIO, eocd_at: int) -> tuple[int, int] | None:
-    """Members and central directory size from the zip64 end record zipfile would use, if there is one."""
+def _zip64_counts(fh: BinaryIO, eocd_at: int) -> tuple[int, int, int] | None:
+    """Members, directory size and offset from the zip64 end record zipfile would use, if there is one."""
     start = eocd_at - _EOCD64_LOCATOR.size - _EOCD64.size
     if start < 0:
         return None
@@ -90,7 +99,7 @@ def _zip64_counts(fh: BinaryIO, eocd_at: int) -> tuple[int, int] | None:
             or data[_EOCD64.size:_EOCD64.size + 4] != b"PK\x06\x07":
         return None
     fields = _EOCD64.unpack_from(data)
-    return int(fields[7]), int(fields[8])
+    return int(fields[7]), int(fields[8]), int(fields[9])
 
 
 def _open_zip(fh: BinaryIO) -> zipfile.ZipFile:
@@ -105,7 +114,7 @@ def _raw_name(info: zipfile.ZipInfo) -> bytes:
     return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "surrogateescape")
 
 
-def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> dict[int, str]:
+def _layout(fh: BinaryIO, zf: zipfile.ZipFile | LenientZip, source: Source, ctx: Context) -> dict[int, str]:
     """Compare local headers with the central directory and report bytes that belong to no member.
 
     Returns the local header names that differ from the central directory, by header offset.
@@ -148,7 +157,10 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile, source: Source, ctx: Context) -> 
         if info.flag_bits & 0x8:  # a data descriptor follows the data
             sig = read_at(end, 4)
             wide = info.file_size > 0xFFFFFFFF or info.compress_size > 0xFFFFFFFF
-            end += (4 if sig == b"PK\x07\x08" else 0) + (20 if wide else 12)
+            # The flag promises a descriptor; a header right after the data means there is none
+            # (readers take the sizes from the central directory, so the member still reads).
+            if sig not in (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"):
+                end += (4 if sig == b"PK\x07\x08" else 0) + (20 if wide else 12)
         spans.append((info.header_offset, end, info.filename))
     spans.sort()
     cd_start = zf.start_dir if hasattr(zf, "start_dir") else None
@@ -206,15 +218,31 @@ def analyze_zip(source: Source, ctx: Context) -> Outcome:
     if (deep := too_deep(source, ctx)) is not None:
         return deep
     with outermost_budget(ctx) as budget, source.open() as fh:
-        archive_end = _precheck_zip(fh, source.size, ctx)
-        zf = _open_zip(fh)
+        # Where PyTorch's reader finds the directory: a few small reads, so every zip pays it.
+        lenient = _lenient_directory(fh, source.size, ctx)
+        try:
+            archive_end, declared_offset = _precheck_zip(fh, source.size, ctx)
+            zf = _open_zip(fh)
+        except FormatError as exc:
+            if lenient is None:
+                raise
+            return _analyze_lenient_only(fh, source, ctx, budget, lenient, exc)
         with zf:
             if archive_end < source.size:
                 report_gap(source, ctx, archive_end, source.size, first=False, where="after the end of the archive")
-            return _analyze_open_zip(zf, fh, source, ctx, budget)
+            outcome = _analyze_open_zip(zf, fh, source, ctx, budget)
+            # zipfile and miniz read the same members only when they start at the same
+            # directory, zipfile shifts no offsets, and miniz counts no entries zipfile skips.
+            if lenient is not None and (lenient.offset != zf.start_dir or declared_offset != zf.start_dir
+                                        or lenient.count > len(zf.infolist())):
+                outcome = _analyze_other_directory(zf, fh, source, ctx, budget, lenient, declared_offset,
+                                                   outcome)
+            return outcome
 
 
-def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Context, budget: Budget) -> Outcome:
+def _analyze_open_zip(zf: zipfile.ZipFile | LenientZip, fh: BinaryIO, source: Source, ctx: Context,
+                      budget: Budget, *, structure: bool = True) -> Outcome:
+    """Analyse the members of ``zf``; ``structure=False`` skips names and layout (a second view)."""
     infos = zf.infolist()
     partial = False
     if len(infos) > ctx.limits.max_archive_members:
@@ -222,8 +250,10 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
                                              f"{ctx.limits.max_archive_members} analysed", limit="max_archive_members"))
         infos = infos[: ctx.limits.max_archive_members]
         partial = True
-    check_names([(i.orig_filename, i.header_offset) for i in infos], source, ctx)
-    local_names = _layout(fh, zf, source, ctx)
+    local_names: dict[int, str] = {}
+    if structure:
+        check_names([(i.orig_filename, i.header_offset) for i in infos], source, ctx)
+        local_names = _layout(fh, zf, source, ctx)
     entries: list[Entry] = []
     declared_total = 0
 
@@ -240,7 +270,8 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
             ctx.add(LINK_MEMBER.finding(here(info.filename), f"symbolic link {info.filename!r} -> {target!r}"
                                         + (f" (target {why})" if why else ""),
                                         member=info.filename, target=target, link="symbolic"))
-            continue
+            # Not skipped: loaders that ignore mode bits (torch) read the "link" as a regular
+            # member, so its content is analysed like any other member's.
         if info.flag_bits & 0x1:
             ctx.add(ENCRYPTED.finding(here(info.filename), f"member {info.filename!r} is encrypted; not analysed",
                                       member=info.filename))
@@ -276,7 +307,7 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
         from aivet.analyzers import torch as torch_scan
 
         outcome = torch_scan.analyze_torch_zip(members, ctx, kind.value)
-    elif kind is ZipKind.KERAS:
+    elif kind is ZipKind.KERAS and isinstance(zf, zipfile.ZipFile):
         outcome = _keras(zf, source, ctx, members)
     else:
         for entry in entries:
@@ -287,7 +318,7 @@ def _analyze_open_zip(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Co
     return outcome
 
 
-def _link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+def _link_target(zf: zipfile.ZipFile | LenientZip, info: zipfile.ZipInfo) -> str:
     """The target a zip symlink member names (its content), or ``"?"`` when it cannot be read."""
     if info.file_size > 4096 or info.flag_bits & 0x1:
         return "?"
@@ -310,7 +341,7 @@ def _keras(zf: zipfile.ZipFile, source: Source, ctx: Context, members: ZipMember
 class ZipMembers(MembersBase):
     """Bounded access to the members of an open :class:`zipfile.ZipFile`."""
 
-    def __init__(self, zf: zipfile.ZipFile, source: Source, ctx: Context, budget: Budget,
+    def __init__(self, zf: zipfile.ZipFile | LenientZip, source: Source, ctx: Context, budget: Budget,
                  entries: list[Entry], local_names: dict[int, str]) -> None:
         super().__init__(source, ctx, budget, entries)
         self.zf = zf
@@ -324,7 +355,16 @@ class ZipMembers(MembersBase):
             # data anyway, so do we (the mismatch itself is already a finding).
             info = copy.copy(info)
             info.orig_filename = local
-        stream = self.zf.open(info)
+        try:
+            stream: IO[bytes] = self.zf.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError) as exc:
+            # zipfile refuses what miniz reads (a local header flag or name encoding that
+            # disagrees with the directory): read it as torch.load would, and say so.
+            raw = raw_member_stream(self.source, info)  # FormatError where miniz refuses it too
+            self.ctx.add(READER_DIFFERENTIAL.finding(
+                ctx_loc(self.ctx, self.source, entry.name), f"zipfile refuses member {entry.name!r} ({exc}); "
+                "read it as PyTorch's reader does", member=entry.name, zipfile_error=str(exc)))
+            return raw, info.compress_size, info.CRC
         # We compare the CRC ourselves, after the bytes are in: a mismatch is a finding, and the
         # altered bytes are exactly what a lenient loader would read, so they are still analysed.
         if hasattr(stream, "_expected_crc"):
@@ -346,3 +386,227 @@ class ZipMembers(MembersBase):
             raise FormatError(f"member {entry.name!r} runs past the end of the archive", info.header_offset)
         return base, info.file_size
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The lenient view: the archive as PyTorch's reader (miniz) sees it
+# ---------------------------------------------------------------------------------------------
+#
+# torch.load reads zips with miniz, not zipfile. The two disagree in ways attackers use:
+# miniz takes the last end record with 22 bytes after it (zipfile gives up when the last
+# signature is closer to the end), follows a zip64 locator to a record anywhere in the file
+# (zipfile only looks right before the locator), reads the directory at the offset the end
+# record gives (zipfile reads the bytes just before the end record and shifts every member
+# offset by the difference), reads as many entries as the end record counts (zipfile walks
+# the whole directory size and fails on trailing bytes), and ignores extra fields and the
+# UTF-8 flag (zipfile fails the whole archive on a malformed extra field or name).
+
+@dataclass(frozen=True)
+class LenientDirectory:
+    """Where miniz finds the central directory: its offset, size, entry count and the archive's end."""
+
+    offset: int
+    size: int
+    count: int
+    end: int
+
+
+def _lenient_directory(fh: BinaryIO, size: int, ctx: Context) -> LenientDirectory | None:
+    """The central directory miniz would read, or ``None`` when miniz would not open the file."""
+    tail_len = min(size, 65535 + _EOCD.size)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06", 0, max(len(tail) - _EOCD.size + 4, 0))
+    if pos < 0:
+        return None
+    eocd_at = size - tail_len + pos
+    _, _, _, _, count, cd_size, cd_offset, comment_len = _EOCD.unpack_from(tail, pos)
+    if eocd_at >= _EOCD64.size + _EOCD64_LOCATOR.size:
+        fh.seek(eocd_at - _EOCD64_LOCATOR.size)
+        locator = fh.read(_EOCD64_LOCATOR.size)
+        if len(locator) == _EOCD64_LOCATOR.size and locator[:4] == b"PK\x06\x07":
+            _, _, record_at, disks = _EOCD64_LOCATOR.unpack(locator)
+            record = _zip64_record(fh, eocd_at - _EOCD64_LOCATOR.size - _EOCD64.size)
+            if record is None and record_at <= size - _EOCD64.size:
+                record = _zip64_record(fh, record_at)
+            if record is None or disks != 1:
+                return None
+            count, cd_size, cd_offset = record
+    if cd_offset + cd_size > size or cd_size < count * _MIN_CD_ENTRY:
+        return None
+    if count > ctx.limits.max_archive_members:
+        raise LimitExceeded("max_archive_members", f"zip declares {count} members", eocd_at)
+    if cd_size > _MIN_CD_ENTRY * ctx.limits.max_archive_members + ctx.limits.max_header_bytes:
+        raise LimitExceeded("max_header_bytes", f"zip central directory of {cd_size} bytes", eocd_at)
+    return LenientDirectory(int(cd_offset), int(cd_size), int(count),
+                            min(size, eocd_at + _EOCD.size + int(comment_len)))
+
+
+def _zip64_record(fh: BinaryIO, at: int) -> tuple[int, int, int] | None:
+    """Entry count, directory size and offset from a zip64 end record at ``at``, if one is there."""
+    if at < 0:
+        return None
+    fh.seek(at)
+    data = fh.read(_EOCD64.size)
+    if len(data) < _EOCD64.size or data[:4] != b"PK\x06\x06":
+        return None
+    fields = _EOCD64.unpack(data)
+    return int(fields[7]), int(fields[8]), int(fields[9])
+
+
+def _lenient_infos(fh: BinaryIO, directory: LenientDirectory) -> list[zipfile.ZipInfo]:
+    """The entries miniz reads from ``directory``, as :class:`zipfile.ZipInfo` objects."""
+    fh.seek(directory.offset)
+    data = fh.read(directory.size)
+    infos: list[zipfile.ZipInfo] = []
+    at = 0
+    for _ in range(directory.count):
+        if at + _CENTRAL.size > len(data) or data[at:at + 4] != b"PK\x01\x02":
+            raise FormatError("central directory entry expected", directory.offset + at)
+        (_, made, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, ext_attr,
+         offset) = _CENTRAL.unpack_from(data, at)
+        name_at = at + _CENTRAL.size
+        at = name_at + nlen + elen + clen
+        if at > len(data):
+            raise FormatError("central directory entry runs past the directory", directory.offset + name_at)
+        raw = data[name_at:name_at + nlen]
+        info = zipfile.ZipInfo(raw.decode("utf-8" if flags & 0x800 else "cp437", "surrogateescape"))
+        info.orig_filename = raw.decode("utf-8" if flags & 0x800 else "cp437", "surrogateescape")
+        info.flag_bits, info.compress_type, info.CRC = flags, method, crc
+        info.compress_size, info.file_size, info.header_offset = csize, usize, offset
+        info.create_system, info.external_attr = made >> 8, ext_attr
+        if 0xFFFFFFFF in (csize, usize, offset):
+            _zip64_extra(info, data[name_at + nlen:name_at + nlen + elen])
+        infos.append(info)
+    return infos
+
+
+def _zip64_extra(info: zipfile.ZipInfo, extra: bytes) -> None:
+    """Replace the 0xFFFFFFFF placeholders of ``info`` from its zip64 extra field, as miniz does."""
+    at = 0
+    while at + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, at)
+        body = extra[at + 4:at + 4 + length]
+        at += 4 + length
+        if tag != 1:
+            continue
+        for field in ("file_size", "compress_size", "header_offset"):
+            if getattr(info, field) == 0xFFFFFFFF and len(body) >= 8:
+                setattr(info, field, struct.unpack_from("<Q", body)[0])
+                body = body[8:]
+        return
+
+
+class LenientZip:
+    """The few :class:`zipfile.ZipFile` methods the zip analysis uses, over the lenient view."""
+
+    def __init__(self, source: Source, infos: list[zipfile.ZipInfo], start_dir: int) -> None:
+        self._source = source
+        self._infos = infos
+        self.start_dir = start_dir
+
+    def infolist(self) -> list[zipfile.ZipInfo]:
+        """The entries, in directory order."""
+        return self._infos
+
+    def open(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        """The member's bytes, read the way miniz reads them."""
+        return raw_member_stream(self._source, info)
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        """A small member's bytes (symbolic link targets)."""
+        with self.open(info) as stream:
+            return stream.read(4096)
+
+
+def raw_member_stream(source: Source, info: zipfile.ZipInfo) -> IO[bytes]:
+    """Member ``info`` of ``source`` read as miniz does: sizes and method from the directory entry,
+    only the name and extra lengths from the local header; stored or deflated only.
+    """
+    if info.compress_type not in _LENIENT_METHODS:
+        raise FormatError(f"member {info.filename!r} uses method {info.compress_type}, which PyTorch's reader "
+                          "does not read either", info.header_offset)
+    with source.open() as fh:
+        fh.seek(info.header_offset)
+        head = fh.read(_LOCAL.size)
+    if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
+        raise FormatError(f"member {info.filename!r}: no local file header", info.header_offset)
+    nlen, elen = struct.unpack_from("<HH", head, 26)
+    base = info.header_offset + _LOCAL.size + nlen + elen
+    if base + info.compress_size > source.size:
+        raise FormatError(f"member {info.filename!r} runs past the end of the archive", info.header_offset)
+    window = Window(source.open(), base, info.compress_size)
+    if info.compress_type == zipfile.ZIP_STORED:
+        return cast(IO[bytes], io.BufferedReader(window))
+    return cast(IO[bytes], io.BufferedReader(_Inflate(window)))
+
+
+class _Inflate(io.RawIOBase):
+    """Raw deflate over a window, producing at most the requested bytes per read."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self._dec = zlib.decompressobj(-15)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        while True:
+            data = self._dec.unconsumed_tail
+            if not data and not self._dec.eof:
+                data = self._raw.read(CHUNK) or b""
+            if not data:
+                return 0
+            out = self._dec.decompress(data, want)
+            if out:
+                buffer[:len(out)] = out
+                return len(out)
+            if self._dec.eof:
+                return 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _analyze_lenient_only(fh: BinaryIO, source: Source, ctx: Context, budget: Budget,
+                          directory: LenientDirectory, error: FormatError) -> Outcome:
+    """zipfile cannot open the archive but miniz can: analyse what torch.load would read."""
+    try:
+        infos = _lenient_infos(fh, directory)
+    except FormatError:
+        raise error from None  # miniz fails too: zipfile's reason is the one to report
+    ctx.add(READER_DIFFERENTIAL.finding(ctx.location(source, offset=directory.offset),
+                                        f"Python's zipfile cannot open the archive ({error}), PyTorch's "
+                                        f"reader can: its {len(infos)} members analysed as that reader sees them",
+                                        zipfile_error=str(error), members=len(infos)))
+    if directory.end < source.size:
+        report_gap(source, ctx, directory.end, source.size, first=False, where="after the end of the archive")
+    return _analyze_open_zip(LenientZip(source, infos, directory.offset), fh, source, ctx, budget)
+
+
+def _analyze_other_directory(zf: zipfile.ZipFile, fh: BinaryIO, source: Source, ctx: Context, budget: Budget,
+                             directory: LenientDirectory, declared_offset: int, outcome: Outcome) -> Outcome:
+    """zipfile and miniz read different central directories: analyse the members only miniz sees."""
+    try:
+        infos = _lenient_infos(fh, directory)
+    except FormatError:
+        return outcome  # miniz cannot read its directory either: torch.load fails on this file
+    seen = {(_raw_name(i), i.header_offset) for i in zf.infolist()}
+    other = [i for i in infos if (_raw_name(i), i.header_offset) not in seen]
+    ctx.add(READER_DIFFERENTIAL.finding(
+        ctx.location(source, offset=directory.offset),
+        f"zipfile reads the central directory at offset {zf.start_dir} (member offsets shifted by "
+        f"{zf.start_dir - declared_offset}), PyTorch's reader reads {directory.count} entries at {directory.offset}; "
+        f"{len(other)} members only the latter sees are analysed as well",
+        zipfile_directory=zf.start_dir, lenient_directory=directory.offset, members=len(other),
+        names=[i.filename for i in other[:20]]))
+    if not other:
+        return outcome
+    second = _analyze_open_zip(LenientZip(source, other, directory.offset), fh, source, ctx, budget, structure=False)
+    if second.status is not ArtifactStatus.ANALYZED and outcome.status is ArtifactStatus.ANALYZED:
+        return Outcome(outcome.format, ArtifactStatus.PARTIAL, second.note or "some members were not analysed")
+    return outcome

@@ -20,11 +20,14 @@ are counted and not read.
 from __future__ import annotations
 
 import importlib
+import io
 import re
+import struct
 from collections.abc import Callable
+from typing import BinaryIO
 
 from aivet import rules
-from aivet.analyzers.archive import Entry, Members, ctx_loc
+from aivet.analyzers.archive import Entry, Members, bytes_opener, ctx_loc
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
@@ -195,12 +198,18 @@ def analyze_torch_zip(members: Members, ctx: Context, format_name: str) -> Outco
             storages += 1  # raw tensor bytes: no loader executes them
         elif rest.startswith("code/") and rest.endswith(".py"):
             _torchscript_code(members, entry, ctx)
-        elif rest in _KNOWN or rest.startswith(("extra/", ".data/")):
+        elif rest in _KNOWN:
             continue
+        elif rest.startswith(("extra/", ".data/")):
+            members.analyze(entry)  # written by torch (extra files), analysed by content like any file
         else:
             ctx.add(UNEXPECTED_MEMBER.finding(ctx_loc(ctx, source, entry.name), f"member {entry.name!r} is not part of the "
                                               "layout PyTorch writes", member=entry.name))
-            members.analyze(entry)
+            if rest.lower().endswith(".pkl"):
+                # PyTorch's reader looks names up without regard to case: "DATA.PKL" is its data.pkl.
+                _pickle_member(members, entry, ctx, ecosystem)
+            else:
+                members.analyze(entry)
     status = ArtifactStatus.PARTIAL if members.partial else ArtifactStatus.ANALYZED
     return Outcome(format_name, status, f"{storages} tensor storages not read")
 
@@ -246,10 +255,13 @@ def analyze_torch_tar(members: Members, ctx: Context) -> Outcome:
     """Analyse a legacy tar checkpoint: the pickles ``sys_info``, ``pickle``, ``storages``, ``tensors``.
 
     ``storages`` and ``tensors`` start with a pickle followed by raw bytes; the pickle analyzer
-    stops at the first STOP, so only their leading pickle is analysed (see docs/archives.md).
+    stops at raw bytes, so the records after each block of raw bytes are found by walking the
+    layout torch's legacy loader reads, and analysed one by one (see docs/archives.md).
     """
     for entry in members.entries:
-        if entry.name in _LEGACY_PICKLES:
+        if entry.name in ("storages", "tensors"):
+            _legacy_records(members, entry, ctx)
+        elif entry.name in _LEGACY_PICKLES:
             _pickle_member(members, entry, ctx)
         else:
             ctx.add(UNEXPECTED_MEMBER.finding(ctx_loc(ctx, members.source, entry.name), f"member {entry.name!r} is not part of "
@@ -257,3 +269,101 @@ def analyze_torch_tar(members: Members, ctx: Context) -> Outcome:
             members.analyze(entry)
     status = ArtifactStatus.PARTIAL if members.partial else ArtifactStatus.ANALYZED
     return Outcome("pytorch-legacy-tar", status)
+
+
+# torch's legacy loader reads ``storages`` as: a pickled count, then per storage a pickled
+# (key, location, storage type), an int64 element count and that many elements of raw bytes,
+# then a pickled list of views; and ``tensors`` as: a pickled count, then per tensor a pickled
+# (key, storage id, type) and a binary header (int32 ndim, 4 bytes, ndim sizes, ndim strides,
+# an offset). Every pickle in there is unpickled with the full unpickler: a payload after the
+# first block of raw bytes runs like one in ``pickle``.
+_STORAGE_TYPE = re.compile(rb"(BFloat16|ComplexDouble|ComplexFloat|Double|Float|Half|Long|Int|Short|Char|Byte|Bool"
+                           rb"|QInt8|QUInt8|QInt32|QUInt4x2|QUInt2x4)Storage")
+_ELEMENT_SIZE = {b"BFloat16": 2, b"ComplexDouble": 16, b"ComplexFloat": 8, b"Double": 8, b"Float": 4, b"Half": 2,
+                 b"Long": 8, b"Int": 4, b"Short": 2, b"Char": 1, b"Byte": 1, b"Bool": 1, b"QInt8": 1, b"QUInt8": 1,
+                 b"QInt32": 4, b"QUInt4x2": 1, b"QUInt2x4": 1}
+_MAX_RECORD_PICKLE = 1 << 20  # one record's pickle is a short tuple; a larger one ends the walk
+_MAX_RECORDS = 1 << 16
+
+
+def _legacy_records(members: Members, entry: Entry, ctx: Context) -> None:
+    """Analyse a legacy ``storages`` or ``tensors`` member: its leading pickles, then every record pickle."""
+    try:
+        with members.materialize(entry) as child:
+            if child is None:
+                return
+            analyze_member_pickle(child, ctx)  # the leading pickles, up to the first raw bytes
+            with child.open() as fh:
+                _walk_records(members, entry, ctx, fh, child.size)
+    except FormatError as exc:
+        ctx.add(rules.PARSE_ERROR.finding(ctx_loc(ctx, members.source, entry.name), str(exc), member=entry.name))
+        members.partial = True
+
+
+def _walk_records(members: Members, entry: Entry, ctx: Context, fh: BinaryIO, size: int) -> None:
+    pos, after_raw = 0, False
+    for index in range(_MAX_RECORDS):
+        if pos >= size:
+            return
+        window, end = _record_at(fh, pos)
+        if after_raw:  # pickles before the first raw bytes were read with the member itself
+            record = window if end is None else window[:end]
+            analyze_member_pickle(members.source.child(f"{entry.name}@{pos}", len(record), bytes_opener(record)), ctx)
+        if end is None:
+            return  # not a pickle where the layout puts one: the analysis above reported it
+        pos += end
+        skip = _raw_after(entry.name, index, window[:end], fh, pos)
+        if skip is None or pos + skip > size:
+            return
+        after_raw = after_raw or skip > 0
+        pos += skip
+
+
+def _record_at(fh: BinaryIO, pos: int) -> tuple[bytes, int | None]:
+    """The bytes at ``pos`` that hold one record pickle, and where it ends (``None``: no pickle there).
+
+    Records are short tuples: reads start at 4 KiB and double up to :data:`_MAX_RECORD_PICKLE`, so
+    a file of many storages costs a small read per record, not a megabyte.
+    """
+    n = 4096
+    while True:
+        fh.seek(pos)
+        window = fh.read(n)
+        end = _pickle_end(window)
+        if end is not None or len(window) < n or n >= _MAX_RECORD_PICKLE:
+            return window, end
+        n *= 2
+
+
+def _raw_after(member: str, index: int, record: bytes, fh: BinaryIO, pos: int) -> int | None:
+    """How many raw bytes follow pickle number ``index`` at ``pos``; ``None`` when that cannot be told."""
+    fh.seek(pos)
+    if member == "storages":
+        kinds = _STORAGE_TYPE.findall(record)
+        if not kinds:
+            return 0  # the count or the list of views: another pickle (or the end) follows
+        head = fh.read(8)
+        if len(head) < 8:
+            return None
+        (count,) = struct.unpack("<q", head)
+        return 8 + count * _ELEMENT_SIZE[kinds[-1]] if count >= 0 else None
+    if index == 0:
+        return 0  # the count of tensors
+    head = fh.read(4)
+    if len(head) < 4:
+        return None
+    (ndim,) = struct.unpack("<i", head)
+    return 8 + 16 * ndim + 8 if 0 <= ndim <= 64 else None
+
+
+def _pickle_end(data: bytes) -> int | None:
+    """Where the pickle at the start of ``data`` ends (just past STOP), or ``None`` when it does not."""
+    import pickletools  # a parser of opcodes: it never builds an object
+
+    try:
+        for opcode, _, at in pickletools.genops(io.BytesIO(data)):
+            if opcode.name == "STOP":
+                return (at or 0) + 1
+    except (ValueError, EOFError, struct.error, UnicodeDecodeError, KeyError, IndexError, OverflowError):
+        return None
+    return None
