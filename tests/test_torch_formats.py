@@ -27,18 +27,22 @@ from hypothesis import strategies as st  # noqa: E402
 
 import aivet  # noqa: E402
 from aivet import rules  # noqa: E402
+from aivet.analyzers import archive_sequence as zs  # noqa: E402
 from aivet.analyzers import torch_formats as tf  # noqa: E402
-from aivet.analyzers.archive import Budget, Entry  # noqa: E402
+from aivet.analyzers.archive import (  # noqa: E402
+    Budget,
+    Entry,
+    is_pt2,  # noqa: E402
+)
 from aivet.analyzers.archive_zip import ZipMembers  # noqa: E402
-from aivet.analyzers.context import Context  # noqa: E402
+from aivet.analyzers.context import Context, ScanOptions  # noqa: E402
 from aivet.analyzers.engine import Outcome  # noqa: E402
 from aivet.analyzers.source import Source  # noqa: E402
 from aivet.evidence import ArtifactStatus, Evidence, Severity  # noqa: E402
 from aivet.formats import FormatError, LimitExceeded  # noqa: E402
+from aivet.limits import DEFAULT_LIMITS, Limits  # noqa: E402
 from tests.fixtures.torch_files import payload_pickle, rewrite_zip  # noqa: E402
 from tests.fixtures.work import HANG_TIMEOUT, CountingBytesIO, Tally, python_lines  # noqa: E402
-
-NEEDS_HOOK = pytest.mark.xfail(reason="needs hook in archive_zip", strict=True)
 
 
 class _Net(torch.nn.Module):  # type: ignore[misc]
@@ -142,7 +146,6 @@ def test_rule_ids_are_stable_and_high() -> None:
     assert all(r.severity is Severity.HIGH and r.cwe and r.atlas for r in tf.RULES)
 
 
-@pytest.mark.xfail(reason="needs aivet.analyzers.torch_formats in rules.RULE_MODULES", strict=True)
 def test_rules_are_catalogued() -> None:
     for rule in tf.RULES:
         assert rules.catalogue()[rule.id] is rule
@@ -151,16 +154,16 @@ def test_rules_are_catalogued() -> None:
 def test_is_pt2_by_members_not_name(made: dict[str, Path]) -> None:
     with zipfile.ZipFile(made["pt2"]) as zf:
         names = zf.namelist()
-    assert tf.is_pt2(names) and tf.is_pt2(names, set(names))
+    assert is_pt2(names) and is_pt2(names, set(names))
     with zipfile.ZipFile(made["traced"]) as zf:
-        assert not tf.is_pt2(zf.namelist())
+        assert not is_pt2(zf.namelist())
     buf = io.BytesIO()
     torch.save({"w": torch.ones(1)}, buf)
-    assert not tf.is_pt2(list(_members(buf.getvalue())))
-    assert not tf.is_pt2([])
+    assert not is_pt2(list(_members(buf.getvalue())))
+    assert not is_pt2([])
     # The root is the first member's directory, as torch's is_pt2_package decides.
-    assert not tf.is_pt2(["other/x", "pkg/archive_format"])
-    assert tf.is_pt2(["pkg/models/m.json", "pkg/archive_format"])
+    assert not is_pt2(["other/x", "pkg/archive_format"])
+    assert is_pt2(["pkg/models/m.json", "pkg/archive_format"])
 
 
 def test_is_pt2_is_constant_work_for_ordinary_checkpoints() -> None:
@@ -168,7 +171,7 @@ def test_is_pt2_is_constant_work_for_ordinary_checkpoints() -> None:
     def lines(n: int) -> int:
         names = ["archive/data.pkl"] + [f"archive/data/{i}" for i in range(n)] + ["archive/byteorder"]
         nameset = set(names)
-        result, count = python_lines(lambda: tf.is_pt2(names, nameset))
+        result, count = python_lines(lambda: is_pt2(names, nameset))
         assert result is False
         return count
 
@@ -406,16 +409,17 @@ def _blobs(n: int) -> list[bytes]:
     return out
 
 
-def _sequence(data: bytes) -> tf.ZipSequence | None:
-    return tf.zip_sequence(io.BytesIO(data), len(data))
+def _sequence(data: bytes, limits: Limits = DEFAULT_LIMITS) -> zs.ZipSequence | None:
+    return zs.zip_sequence(io.BytesIO(data), len(data), limits.max_zip_sequence)
 
 
-def _analyze_sequence(data: bytes, name: str = "__0_0.distcp") -> tuple[Outcome | None, Context]:
-    ctx = _ctx()
-    seq = _sequence(data)
+def _analyze_sequence(data: bytes, name: str = "__0_0.distcp",
+                      limits: Limits = DEFAULT_LIMITS) -> tuple[Outcome | None, Context]:
+    ctx = Context("subject", ScanOptions(limits=limits))
+    seq = _sequence(data, limits)
     if seq is None:
         return None, ctx
-    return tf.analyze_zip_sequence(Source.from_bytes(data, name), ctx, seq), ctx
+    return zs.analyze_zip_sequence(Source.from_bytes(data, name), ctx, seq), ctx
 
 
 def test_dcp_shard_is_a_clean_sequence(made: dict[str, Path]) -> None:
@@ -489,11 +493,10 @@ def test_archives_with_comments_are_found() -> None:
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
-def test_long_sequences_stop_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Empty zips (a bare end record each) back to back: the walk stops at MAX_ZIP_SEQUENCE."""
-    monkeypatch.setattr(tf, "MAX_ZIP_SEQUENCE", 50)
+def test_long_sequences_stop_at_the_bound() -> None:
+    """Empty zips (a bare end record each) back to back: the walk stops at max_zip_sequence."""
     empty = b"PK\x05\x06" + b"\x00" * 18
-    outcome, ctx = _analyze_sequence(empty * 80)
+    outcome, ctx = _analyze_sequence(empty * 80, limits=Limits(max_zip_sequence=50))
     assert outcome is not None and outcome.status is ArtifactStatus.PARTIAL
     assert [f.details["limit"] for f in ctx.findings if f.rule_id == rules.LIMIT_EXCEEDED.id] == ["max_zip_sequence"]
     assert "ARCHIVE-PREPENDED-DATA" not in _ids(ctx)
@@ -505,9 +508,9 @@ def test_searching_back_reads_a_bounded_number_of_bytes() -> None:
     one = b"PK\x05\x06" + b"\x00" * 16 + struct.pack("<H", 1) + b"!"
     data = one * 20_000  # 460 KB; an unbounded 64 KiB search per archive would read 1.3 GB
     tally = Tally()
-    seq = tf.zip_sequence(CountingBytesIO(data, tally), len(data))
+    seq = zs.zip_sequence(CountingBytesIO(data, tally), len(data))
     assert seq is not None and len(seq.spans) > 1
-    assert tally.bytes_read < tf._MAX_SEARCH_BYTES + 200 * len(data)
+    assert tally.bytes_read < zs._MAX_SEARCH_BYTES + 200 * len(data)
 
 
 def test_window_budget_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -522,7 +525,7 @@ def test_window_budget_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"".join(blobs)
     seq = _sequence(data)
     assert seq is not None
-    tf.analyze_zip_sequence(Source.from_bytes(data, "x.distcp"), ctx, seq)
+    zs.analyze_zip_sequence(Source.from_bytes(data, "x.distcp"), ctx, seq)
     assert any(f.rule_id == rules.LIMIT_EXCEEDED.id and f.details.get("limit") == "max_total_uncompressed"
                for f in ctx.findings)
 
@@ -539,7 +542,7 @@ def test_mutated_sequences_never_crash(flips: list[tuple[int, int]], cut: int, t
         data[at] = value
     blob = bytes(data[:cut]) + tail
     try:
-        seq = tf.zip_sequence(io.BytesIO(blob), len(blob))
+        seq = zs.zip_sequence(io.BytesIO(blob), len(blob))
     except (FormatError, LimitExceeded):
         return
     if seq is None:
@@ -547,7 +550,7 @@ def test_mutated_sequences_never_crash(flips: list[tuple[int, int]], cut: int, t
     ends = [0] + [x for span in seq.spans for x in span]
     assert ends == sorted(ends) and ends[-1] <= len(blob)
     ctx = _ctx()
-    outcome = tf.analyze_zip_sequence(Source.from_bytes(blob, "m.distcp"), ctx, seq)
+    outcome = zs.analyze_zip_sequence(Source.from_bytes(blob, "m.distcp"), ctx, seq)
     assert outcome.format == "zip-sequence"
 
 
@@ -555,7 +558,7 @@ def test_mutated_sequences_never_crash(flips: list[tuple[int, int]], cut: int, t
 @given(st.binary(max_size=512))
 def test_random_bytes_never_crash_the_splitter(blob: bytes) -> None:
     try:
-        tf.zip_sequence(io.BytesIO(blob), len(blob))
+        zs.zip_sequence(io.BytesIO(blob), len(blob))
     except (FormatError, LimitExceeded):
         pass
 
@@ -564,14 +567,12 @@ def test_random_bytes_never_crash_the_splitter(blob: bytes) -> None:
 # End to end through aivet.scan (need the hooks in archive.py, archive_zip.py, torch.py)
 # ---------------------------------------------------------------------------------------------
 
-@NEEDS_HOOK
 def test_scan_exported_pt2_raises_nothing(made: dict[str, Path]) -> None:
     ev = aivet.scan(made["pt2"])
     assert list(ev.findings) == []
     assert next(a for a in ev.artifacts if a.path == "exported.pt2").format == "pt2"
 
 
-@NEEDS_HOOK
 def test_scan_traced_module_raises_nothing(made: dict[str, Path]) -> None:
     ev = aivet.scan(made["traced"])
     assert list(ev.findings) == []
@@ -579,7 +580,6 @@ def test_scan_traced_module_raises_nothing(made: dict[str, Path]) -> None:
     assert any(p.endswith("/traced_inputs.pkl") for p in pickles)  # still analysed
 
 
-@NEEDS_HOOK
 def test_scan_dcp_shard_raises_nothing(made: dict[str, Path]) -> None:
     ev = aivet.scan(made["distcp"])
     assert list(ev.findings) == []
@@ -591,7 +591,6 @@ def test_scan_dcp_metadata_raises_nothing(made: dict[str, Path]) -> None:
     assert list(ev.at_or_above(Severity.MEDIUM)) == []
 
 
-@NEEDS_HOOK
 def test_scan_aoti_package_is_loud(made: dict[str, Path]) -> None:
     root = _root(made["pt2"])
     path = made["root"] / "aoti.pt2"
@@ -601,7 +600,6 @@ def test_scan_aoti_package_is_loud(made: dict[str, Path]) -> None:
     assert {"TORCH-PT2-COMPILED-CODE", "CODE-NATIVE-BINARY"} <= _ids(ev)
 
 
-@NEEDS_HOOK
 def test_scan_dcp_with_payload_in_second_archive(made: dict[str, Path], marker_dir: Path) -> None:
     a, b, c = _blobs(3)
     path = made["root"] / "evil.distcp"

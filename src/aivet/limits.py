@@ -28,6 +28,7 @@ class Limits:
     max_member_bytes: int = 4 * GiB  # largest member we decompress to analyse
     max_total_uncompressed: int = 16 * GiB  # per top-level archive
     max_compression_ratio: float = 200.0  # above this a member is treated as a bomb
+    max_zip_sequence: int = 100_000  # zip archives back to back in one file (a DCP shard: one per tensor)
     in_memory_member_bytes: int = 64 * MiB  # members up to this are decompressed in memory
     # Headers and metadata
     max_header_bytes: int = 100 * MiB  # safetensors JSON header, GGUF metadata, npy header

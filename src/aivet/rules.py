@@ -147,6 +147,7 @@ RULE_MODULES = (
     "aivet.analyzers.pickle",
     "aivet.analyzers.archive",
     "aivet.analyzers.torch",
+    "aivet.analyzers.torch_formats",
     "aivet.analyzers.numpy",
     "aivet.analyzers.keras",
     "aivet.analyzers.savedmodel",

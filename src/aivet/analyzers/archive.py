@@ -34,7 +34,8 @@ import sys
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
@@ -602,15 +603,35 @@ class ZipKind(str, enum.Enum):
     """What a zip holds, decided from its member names."""
 
     PYTORCH = "pytorch-zip"
+    PT2 = "pt2"  # torch.export / AOTInductor package: aivet.analyzers.torch_formats
     TORCHSCRIPT = "torchscript"
     KERAS = "keras"
     NPZ = "npz"
     GENERIC = "zip"
 
 
+def is_pt2(names: Sequence[str], nameset: AbstractSet[str] | None = None) -> bool:
+    """Whether zip member ``names`` (in archive order) form a PT2 archive (torch.export, AOTInductor).
+
+    As torch's own ``is_pt2_package`` does, the root is the directory of the first member and the
+    archive is PT2 when ``<root>/archive_format`` is a member. ``nameset``, the same names as a
+    set when the caller has one, makes the check O(1); without it the last names are looked at
+    first (PT2ArchiveWriter writes ``archive_format`` when it closes), then all of them.
+    """
+    if not names:
+        return False
+    first = names[0]
+    wanted = first.split("/", 1)[0] + "/archive_format" if "/" in first else "archive_format"
+    if nameset is not None:
+        return wanted in nameset
+    return wanted in names[-8:] or wanted in names
+
+
 def classify_zip(names: list[str]) -> ZipKind:
-    """Tell PyTorch, TorchScript, Keras v3 and .npz zips apart from generic ones by member names."""
+    """Tell PyTorch, PT2, TorchScript, Keras v3 and .npz zips apart from generic ones by member names."""
     nameset = set(names)
+    if is_pt2(names, nameset):
+        return ZipKind.PT2
     prefixes = {n.split("/", 1)[0] for n in names if "/" in n}
     for p in sorted(prefixes):
         if f"{p}/data.pkl" in nameset or f"{p}/byteorder" in nameset:

@@ -17,7 +17,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from aivet import rules
 from aivet.analyzers.archive import (
@@ -47,6 +47,9 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Location
 from aivet.formats import FormatError, LimitExceeded
+
+if TYPE_CHECKING:
+    from aivet.analyzers.archive_sequence import ZipSequence
 
 # zipfile can decompress these: stored, deflate, bzip2, lzma.
 _ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
@@ -227,6 +230,11 @@ def analyze_zip(source: Source, ctx: Context) -> Outcome:
             if lenient is None:
                 raise
             return _analyze_lenient_only(fh, source, ctx, budget, lenient, exc)
+        if declared_offset < zf.start_dir and (sequence := _sequence(source, fh, ctx)) is not None:
+            zf.close()  # bytes before the archive are whole archives: each is analysed on its own
+            from aivet.analyzers import archive_sequence
+
+            return archive_sequence.analyze_zip_sequence(source, ctx, sequence)
         with zf:
             if archive_end < source.size:
                 report_gap(source, ctx, archive_end, source.size, first=False, where="after the end of the archive")
@@ -238,6 +246,13 @@ def analyze_zip(source: Source, ctx: Context) -> Outcome:
                 outcome = _analyze_other_directory(zf, fh, source, ctx, budget, lenient, declared_offset,
                                                    outcome)
             return outcome
+
+
+def _sequence(source: Source, fh: BinaryIO, ctx: Context) -> ZipSequence | None:
+    """Archives back to back (a Distributed Checkpoint shard), asked only when bytes precede the archive."""
+    from aivet.analyzers import archive_sequence
+
+    return archive_sequence.sequence_or_none(source, fh, ctx)
 
 
 def _analyze_open_zip(zf: zipfile.ZipFile | LenientZip, fh: BinaryIO, source: Source, ctx: Context,
@@ -303,7 +318,11 @@ def _analyze_open_zip(zf: zipfile.ZipFile | LenientZip, fh: BinaryIO, source: So
         partial = True
     members = ZipMembers(zf, source, ctx, budget, entries, local_names)
     kind = classify_zip([i.filename for i in infos])
-    if kind in (ZipKind.PYTORCH, ZipKind.TORCHSCRIPT):
+    if kind is ZipKind.PT2:
+        from aivet.analyzers import torch_formats
+
+        outcome = torch_formats.analyze_pt2(members, ctx)
+    elif kind in (ZipKind.PYTORCH, ZipKind.TORCHSCRIPT):
         from aivet.analyzers import torch as torch_scan
 
         outcome = torch_scan.analyze_torch_zip(members, ctx, kind.value)

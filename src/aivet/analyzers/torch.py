@@ -105,7 +105,7 @@ _PYTHON_ACCESS = re.compile(
 # String literals are blanked before matching: TorchScript names exception types in strings
 # (ops.prim.RaiseException(msg, "builtins.ValueError")) and module attributes as getattr(self, "0").
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_STORAGE = re.compile(r"(?:\.data/|data/|constants/)\d+$")
+_STORAGE = re.compile(r"(?:\.data/|data/|constants/|traced_inputs/)\d+$")
 _KNOWN = frozenset({"data.pkl", "constants.pkl", "byteorder", "version", ".format_version", ".storage_alignment",
                     ".data/version", ".data/serialization_id"})
 _MAX_CODE_BYTES = 8 * 1024 * 1024
@@ -189,7 +189,8 @@ def analyze_torch_zip(members: Members, ctx: Context, format_name: str) -> Outco
     ecosystem = "torchscript" if format_name == "torchscript" else "torch"
     for entry, _, rest in split:
         if entry.name.endswith((".pkl", ".debug_pkl")):
-            if rest not in ("data.pkl", "constants.pkl") and not (
+            # torch.jit.trace (2.x) also records its example inputs: traced_inputs.pkl + traced_inputs/<n>.
+            if rest not in ("data.pkl", "constants.pkl", "traced_inputs.pkl") and not (
                     rest.startswith("code/") and rest.endswith(".debug_pkl")):
                 ctx.add(UNEXPECTED_MEMBER.finding(ctx_loc(ctx, source, entry.name), f"extra pickle {entry.name!r}",
                                                   member=entry.name))

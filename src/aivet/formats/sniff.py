@@ -52,7 +52,7 @@ _BENIGN_MAGIC = (
 )
 _MODEL_EXTENSIONS = frozenset(
     ".bin .pt .pth .ckpt .pkl .pickle .joblib .h5 .hdf5 .keras .onnx .pb .gguf .ggml .safetensors "
-    ".npy .npz .tar .zip .gz .7z .msgpack .model .dat .mar .nemo .pdparams .sav".split()
+    ".npy .npz .tar .zip .gz .7z .msgpack .model .dat .mar .nemo .pdparams .sav .pt2 .distcp".split()
 )
 
 
