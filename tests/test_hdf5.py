@@ -873,3 +873,104 @@ def test_virtual_dataset_mappings_never_raise(entries: list[tuple[bytes, bytes, 
 
 def pad8(n: int) -> int:
     return (n + 7) & ~7
+
+
+# ---------------------------------------------------------------------------------------------
+# Filter plugins: native code libhdf5 loads by filter id when a dataset is read
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("libver", LIBVERS)
+def test_datasets_needing_filter_plugins_are_findings(tmp_path: Path, libver: str) -> None:
+    # h5py writes an unavailable filter id only as optional; libhdf5 still looks the id up in its plugin
+    # path when the dataset is read. gzip, shuffle, fletcher32 and h5py's own LZF need no plugin.
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", libver=libver) as f:
+        f.attrs["model_config"] = json.dumps(k2_sequential([k2_dense("d", 2)]))
+        w = f.create_group("model_weights")
+        w.create_dataset("plain", data=np.zeros(8, dtype="f4"), compression="gzip", shuffle=True, fletcher32=True)
+        w.create_dataset("lzf", data=np.zeros(8, dtype="f4"), compression="lzf")
+        for i in range(7):
+            w.create_dataset(f"blosc{i}", data=np.zeros(8, dtype="f4"), compression=32001, allow_unknown_filter=True)
+        w.create_dataset("zstd", shape=(8,), dtype="f4", compression=32015, compression_opts=(3,),
+                         allow_unknown_filter=True)
+        w.create_dataset("test", shape=(8,), dtype="f4", compression=300, allow_unknown_filter=True)
+        f.create_group("g").attrs["x"] = 1
+    contents = read(path)
+    ids = {p.path: [flt.filter_id for flt in p.filters] for p in contents.filter_pipelines}
+    assert ids["/model_weights/plain"] == [2, 1, 3] and ids["/model_weights/lzf"] == [32000]
+    assert ids["/model_weights/zstd"] == [32015] and ids["/model_weights/blosc0"] == [32001]
+    assert all(flt.optional for flt in contents.filter_pipelines[-1].filters)
+    evidence = aivet.scan(path)
+    found = {f.details["filter_id"]: f for f in findings_of(evidence, "HDF5-FILTER-PLUGIN")}
+    assert set(found) == {300, 32001, 32015}
+    assert all(f.severity is Severity.LOW for f in found.values())
+    blosc = found[32001]
+    assert blosc.details["filter_name"] == "Blosc" and blosc.details["count"] == 7
+    assert blosc.location.pointer == "/model_weights/blosc0" and "and 2 more" in blosc.message
+    assert "Zstandard" in found[32015].message and found[300].details["filter_name"] == ""
+    assert evidence.artifacts[0].status.value == "analyzed"
+
+
+def filter_pipeline(version: int, *filters: tuple[int, bytes, int, int]) -> bytes:
+    """A filter pipeline message: (id, name, flags, client data values) per filter, laid out as ``version`` says."""
+    out = bytes([version, len(filters)]) + (bytes(6) if version == 1 else b"")
+    for fid, name, flags, values in filters:
+        raw = name + b"\0" if name else b""
+        if version == 1:
+            raw = raw.ljust(pad8(len(raw)), b"\0")
+            out += struct.pack("<HHHH", fid, len(raw), flags, values)
+        elif fid >= 256:
+            out += struct.pack("<HHHH", fid, len(raw), flags, values)
+        else:
+            out += struct.pack("<HHH", fid, flags, values)
+            raw = b""
+        out += raw + struct.pack(f"<{values}I", *range(values))
+        out += bytes(4) if version == 1 and values % 2 else b""
+    return msg(0x0B, out)
+
+
+LAYOUT = msg(0x08, bytes([3, 2, 1]) + bytes(8 + 4 + 4))  # version 3, chunked, rank 1: enough for the walk
+SPACE = msg(0x01, bytes([2, 1, 1, 0]) + u64(4))
+
+
+def test_filter_pipeline_versions_names_and_padding() -> None:
+    v1 = filter_pipeline(1, (1, b"deflate", 0, 1), (32008, b"bitshuffle", 1, 3), (32004, b"", 0, 0))
+    v2 = filter_pipeline(2, (2, b"shuffle", 0, 1), (32001, b"deflate", 0, 7), (32015, b"", 1, 0))
+    data = build(ohdr(hard_link("a", 1), hard_link("b", 2), hard_link("g", 3)), ohdr(SPACE, LAYOUT, v1),
+                 ohdr(SPACE, LAYOUT, v2), ohdr(v1))  # /g has no layout: a group, never read as a dataset
+    contents = read_bytes(data)
+    assert contents.problems == ()
+    got = {p.path: [(f.filter_id, f.name, f.optional) for f in p.filters] for p in contents.filter_pipelines}
+    assert got == {"/a": [(1, "deflate", False), (32008, "bitshuffle", True), (32004, "", False)],
+                   "/b": [(2, "", False), (32001, "deflate", False), (32015, "", True)]}
+    ctx, _ = analyze(data)
+    found = {f.details["filter_id"]: f for f in ctx.findings if f.rule_id == "HDF5-FILTER-PLUGIN"}
+    assert set(found) == {32001, 32004, 32008, 32015}
+    # A stored name is only a label (libhdf5 finds filters by id): a plugin calling itself "deflate" is still one.
+    assert found[32001].details["stored_name"] == "deflate" and found[32001].details["filter_name"] == "Blosc"
+
+
+def test_malformed_and_shared_filter_pipelines_are_problems() -> None:
+    too_many = filter_pipeline(2, *[(32001, b"", 0, 0)] * 33)
+    truncated = msg(0x0B, filter_pipeline(1, (32001, b"blosc", 0, 3))[4:-6])
+    unknown = msg(0x0B, bytes([3, 0]))
+    shared = msg(0x0B, bytes([2, 0]) + u64(0), flags=0x02)
+    objects = [ohdr(SPACE, LAYOUT, m) for m in (too_many, truncated, unknown, shared)]
+    data = build(ohdr(*[hard_link(f"d{i}", i + 1) for i in range(len(objects))]), *objects)
+    contents = read_bytes(data)
+    assert contents.filter_pipelines == ()
+    kinds = {p.path: p.kind for p in contents.problems}
+    assert kinds == {"/d0": hdf5.MALFORMED, "/d1": hdf5.MALFORMED, "/d2": hdf5.MALFORMED, "/d3": hdf5.UNSUPPORTED}
+    assert {d.path for d in contents.datasets} == {"/d0", "/d1", "/d2", "/d3"}  # sizes are still read
+    ctx, outcome = analyze(data)
+    assert outcome.status.value == "partial" and not [f for f in ctx.findings if f.rule_id == "HDF5-FILTER-PLUGIN"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=80), version=st.sampled_from([1, 2, 3]), count=st.integers(0, 40))
+def test_random_filter_pipeline_messages_never_raise(body: bytes, version: int, count: int) -> None:
+    data = build(ohdr(hard_link("d", 1)), ohdr(SPACE, LAYOUT, msg(0x0B, bytes([version, count]) + body)))
+    contents = read_bytes(data)
+    assert len(contents.filter_pipelines) + len(contents.problems) == 1
+    assert all(len(p.filters) <= 32 for p in contents.filter_pipelines)
+    analyze(data)

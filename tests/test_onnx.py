@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
+from aivet.analyzers import paths
 from aivet.analyzers import protobuf as protobuf_scan
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
@@ -176,3 +177,18 @@ def test_url_like_location_is_a_missing_file_not_a_download(tmp_path: Path) -> N
     path = save(make_model(initializers=[external_weights("https://evil.invalid/w.bin")]), tmp_path / "m.onnx")
     findings = [f for f in aivet.scan(path).findings if f.rule_id.startswith("ONNX-EXTERNAL")]
     assert [(f.rule_id, f.severity) for f in findings] == [("ONNX-EXTERNAL-DATA-MISSING", Severity.MEDIUM)]
+
+
+@pytest.mark.parametrize(("name", "escapes"), [
+    ("weights.bin", False), ("sub/w.bin", False), ("a..b.bin", False), ("", True), ("/etc/passwd", True),
+    ("\\\\host\\share\\w", True), ("C:w.bin", True), ("c:\\w.bin", True), ("~/.ssh/id_rsa", True),
+    ("sub/../../w", True), ("sub\\..\\w", True), ("w\x00.bin", True),
+])
+def test_shared_path_judgement(tmp_path: Path, name: str, escapes: bool) -> None:
+    # One judgement for every format that names another file (ONNX external data, HDF5 links and storage).
+    assert paths.escapes_syntactically(name) is escapes
+    severity, _why = paths.reference_verdict(name, None, None)
+    assert severity is (Severity.HIGH if escapes else Severity.MEDIUM)
+    (tmp_path / "w.bin").write_bytes(b"")
+    assert paths.resolve_sibling("w.bin", tmp_path / "m.onnx", None)[0] == paths.INSIDE
+    assert paths.resolve_sibling("nope.bin", tmp_path / "m.onnx", None) == (paths.MISSING, None)

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import IO, BinaryIO
 
 from aivet import rules
-from aivet.analyzers import onnx, savedmodel
+from aivet.analyzers import paths, savedmodel
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
@@ -157,9 +157,23 @@ HDF5_OVERSIZED_DATASET = Rule(
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-400", "CWE-770"),
 )
+HDF5_FILTER_PLUGIN = Rule(
+    "HDF5-FILTER-PLUGIN",
+    "HDF5 dataset needs a filter plugin: native code the file does not carry",
+    "A dataset's filter pipeline names a filter libhdf5 does not have built in (deflate, shuffle, "
+    "fletcher32, szip, nbit and scaleoffset are; h5py registers its own LZF). Reading the dataset makes "
+    "libhdf5 search its plugin directories (HDF5_PLUGIN_PATH, else a compiled-in default) and load the "
+    "shared library that registers that filter id: the model needs native code it does not carry, and "
+    "whatever library sits in the loader's plugin path runs. Common for compressed weights (Blosc, LZ4, "
+    "Zstandard, bitshuffle through hdf5plugin); make sure the plugin path holds only trusted builds.",
+    Severity.LOW,
+    (ATLAS_SUPPLY_CHAIN_MODEL,),
+    ("CWE-427", "CWE-829"),
+)
 
 RULES = (LAMBDA_LAYER, FUNCTION_REFERENCE, UNSAFE_MODULE, DOWNLOAD_GADGET, CUSTOM_OBJECT, TF_OP_LAMBDA,
-         UNREADABLE_CONFIG, FILE_REFERENCE, HDF5_EXTERNAL_LINK, HDF5_EXTERNAL_STORAGE, HDF5_OVERSIZED_DATASET)
+         UNREADABLE_CONFIG, FILE_REFERENCE, HDF5_EXTERNAL_LINK, HDF5_EXTERNAL_STORAGE, HDF5_OVERSIZED_DATASET,
+         HDF5_FILTER_PLUGIN)
 
 _ALLOWED_ROOTS = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv")
 _DANGEROUS_ROOTS = frozenset(
@@ -512,6 +526,7 @@ def analyze_hdf5(source: Source, ctx: Context) -> Outcome:
                            f"{found} Keras config(s)")
         configs, checked, complete = _check_attributes(contents, source, ctx)
         _check_external(contents, source, ctx)
+        _check_filters(contents, source, ctx)
         note = (f"structure parsed (superblock v{contents.superblock_version}, {contents.objects} object(s), "
                 f"{len(contents.attributes)} attribute(s)); {configs} Keras config(s) read from attributes")
         for problem in contents.problems[:_MAX_PROBLEM_FINDINGS]:
@@ -587,7 +602,7 @@ def _check_external(contents: hdf5.Hdf5Contents, source: Source, ctx: Context) -
         reported += 1
         if reported > ctx.limits.max_findings_per_file:
             break
-        severity, why = _file_verdict(link.file, source, ctx)
+        severity, why = paths.reference_verdict(link.file, source.fs_path, ctx.root)
         soft = via.get(link.path, [])
         note = f"; soft link(s) {', '.join(soft[:5])} lead through it" if soft else ""
         ctx.add(HDF5_EXTERNAL_LINK.finding(
@@ -609,7 +624,7 @@ def _check_external(contents: hdf5.Hdf5Contents, source: Source, ctx: Context) -
         seen.add((ext.path, ext.file, ext.kind))
         if len(seen) > ctx.limits.max_findings_per_file:
             break
-        severity, why = _file_verdict(ext.file, source, ctx)
+        severity, why = paths.reference_verdict(ext.file, source.fs_path, ctx.root)
         if ext.kind == "virtual":
             message = (f"virtual dataset {ext.path} maps dataset {(ext.source_dataset or '')[:200]!r} of file "
                        f"{ext.file[:200]!r} ({why})")
@@ -625,18 +640,31 @@ _OVERSIZED_BYTES = 1 << 30
 _OVERSIZED_RATIO = 16
 
 
-def _file_verdict(name: str, source: Source, ctx: Context) -> tuple[Severity, str]:
-    """How far another file an HDF5 file names may lead: judged as ONNX external data paths are."""
-    if onnx.escapes_syntactically(name):
-        return Severity.HIGH, "absolute or '..' path"
-    if source.fs_path is None:
-        return Severity.MEDIUM, "relative to the loader's working directory"
-    verdict, _resolved = onnx.resolve_sibling(name, source.fs_path, ctx.root)
-    if verdict == onnx.ESCAPES:
-        return Severity.HIGH, "resolves outside the model directory"
-    if verdict == onnx.MISSING:
-        return Severity.MEDIUM, "no such file next to the model"
-    return Severity.LOW, "a file of the repository"
+# Filters libhdf5 has built in (deflate, shuffle, fletcher32, szip, nbit, scaleoffset), and LZF, which h5py
+# (the reader Keras uses) registers from its own code when imported: none of them is looked up as a plugin.
+_BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
+# A few filter ids registered with The HDF Group, named in findings.
+_FILTER_NAMES = {305: "LZO", 307: "bzip2", 32001: "Blosc", 32004: "LZ4", 32008: "bitshuffle", 32013: "zfp",
+                 32015: "Zstandard", 32017: "SZ", 32026: "Blosc2"}
+
+
+def _check_filters(contents: hdf5.Hdf5Contents, source: Source, ctx: Context) -> None:
+    """One finding per filter id libhdf5 would load from a plugin library, naming the datasets that need it."""
+    needs: dict[int, list[tuple[hdf5.FilterPipeline, hdf5.Filter]]] = {}
+    for pipeline in contents.filter_pipelines:
+        for used in pipeline.filters:
+            if used.filter_id not in _BUILTIN_FILTERS:
+                needs.setdefault(used.filter_id, []).append((pipeline, used))
+    for filter_id, uses in sorted(needs.items())[:ctx.limits.max_findings_per_file]:
+        first, used = min(uses, key=lambda use: use[0].path)
+        name = _FILTER_NAMES.get(filter_id, "")
+        datasets = sorted({pipeline.path for pipeline, _ in uses})
+        shown = ", ".join(datasets[:5]) + (f" and {len(datasets) - 5} more" if len(datasets) > 5 else "")
+        ctx.add(HDF5_FILTER_PLUGIN.finding(
+            ctx.location(source, offset=first.offset, pointer=first.path),
+            f"filter {filter_id}{f' ({name})' if name else ''} is not built into libhdf5: reading {shown} loads it "
+            "from a plugin library", filter_id=filter_id, filter_name=name, stored_name=used.name,
+            optional=all(f.optional for _, f in uses), datasets=datasets[:50], count=len(datasets)))
 
 
 def _texts(value: hdf5.Value) -> list[tuple[int | None, bytes]]:

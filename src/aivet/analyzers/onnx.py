@@ -19,13 +19,12 @@ algorithm 2}; StringStringEntryProto{key 1, value 2}.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
+from aivet.analyzers.paths import ESCAPES, MISSING, escapes_syntactically, resolve_sibling
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
@@ -291,45 +290,6 @@ class _Walker:
             self.ctx.add(EXTERNAL_DATA_ESCAPE.finding(
                 loc, f"tensor {tensor!r} external data {location[:200]!r} resolves outside the model directory",
                 resolved=str(resolved)[:1000], **details))
-
-
-# Verdicts of resolve_sibling
-ESCAPES = "escapes"
-MISSING = "missing"
-INSIDE = "inside"
-
-
-def escapes_syntactically(location: str) -> bool:
-    """Whether a file name a model gives for another file leaves its directory by its spelling alone.
-
-    Empty, NUL, absolute (POSIX, UNC, drive letter), ``~`` and any ``..`` component (with ``/``
-    or ``\\`` separators) all escape. Shared with the HDF5 external link and storage checks.
-    """
-    if not location or "\x00" in location:
-        return True
-    if location.startswith(("/", "\\")) or PureWindowsPath(location).drive:
-        return True
-    parts = set(PurePosixPath(location.replace("\\", "/")).parts)
-    return ".." in parts or location.startswith("~")
-
-
-def resolve_sibling(location: str, model: Path, root: Path | None) -> tuple[str, Path | None]:
-    """Resolve a relative file name against the directory of ``model`` on disk, symbolic links included.
-
-    Returns ``(MISSING, None)`` when nothing is there, ``(ESCAPES, resolved)`` when it resolves
-    outside both the model's directory and the repository ``root``, else ``(INSIDE, resolved)``.
-    Check :func:`escapes_syntactically` first.
-    """
-    base = model.parent.resolve()
-    allowed = root.resolve() if root is not None else base
-    target = Path(os.path.normpath(base / location))
-    try:
-        resolved = target.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return MISSING, None
-    if not (resolved.is_relative_to(base) or resolved.is_relative_to(allowed)):
-        return ESCAPES, resolved
-    return INSIDE, resolved
 
 
 def analyze_model(msg: Message, source: Source, ctx: Context) -> Outcome:

@@ -13,20 +13,17 @@ What it understands (HDF5 file format specification, version 3.0):
   message -> fractal heap + version 2 B-tree name index; managed, huge and tiny heap objects);
 * datatypes: fixed-length strings, variable-length strings and byte sequences (data in
   global heap collections), integers and floats; other classes are named, not decoded;
-* groups: symbol tables (version 1 B-tree + local heap) and link messages, compact or dense
-  (link info message -> fractal heap + version 2 B-tree). Hard links are followed; soft,
-  external and user-defined links are listed as :class:`Link` (an external link makes libhdf5
-  open another file by name when it is followed), and a soft link is resolved by path to say
-  whether it leads through an external link;
-* the external data files message of datasets (raw data kept in other files, named by path)
-  and the source files of virtual datasets, listed as :class:`ExternalStorage`; the declared
-  size of every dataset (:class:`Dataset`).
+* groups (symbol tables, link messages compact or dense), soft, external and user-defined links
+  (:class:`Link`), data kept in other files (:class:`ExternalStorage`) and filter pipelines
+  (:class:`FilterPipeline`), read by :mod:`aivet.formats.hdf5_links`; the declared size of
+  every dataset (:class:`Dataset`).
 
 This module holds the public API and the walk over objects: superblock, object headers,
-attribute messages and their datatypes and values, and group members. The storage below
-the objects (bounded reads, local/global/fractal heaps, version 1 and 2 B-trees) lives in
-:mod:`aivet.formats.hdf5_storage`, which never imports this module; :class:`Hdf5Limits`
-is defined there and re-exported here.
+attribute messages and their datatypes and values. Group members and what the file names by
+path or filter id are decoded in :mod:`aivet.formats.hdf5_links`; the storage below the
+objects (bounded reads, local/global/fractal heaps, version 1 and 2 B-trees) lives in
+:mod:`aivet.formats.hdf5_storage`. Neither imports this module; :class:`Hdf5Limits` and the
+public types of :mod:`~aivet.formats.hdf5_links` are re-exported here.
 
 Every structure is bounded by :class:`Hdf5Limits` (objects, messages, header blocks, heap
 and B-tree sizes, index entries, names, value bytes, total bytes read); cycles in continuation
@@ -40,14 +37,15 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from aivet.formats import FormatError, LimitExceeded
+from aivet.formats import hdf5_links as hl
+from aivet.formats.hdf5_links import EXTERNAL, SOFT, USER_DEFINED, ExternalStorage, Filter, FilterPipeline, Link
 from aivet.formats.hdf5_storage import (
     BTREE2_ATTRIBUTE_NAME,
-    BTREE2_LINK_NAME,
     FILE_BUDGETS,
     Cursor,
     FractalHeap,
@@ -72,6 +70,7 @@ _MSG_DATASPACE = 0x01
 _MSG_LINK_INFO = 0x02
 _MSG_LAYOUT = 0x08
 _MSG_EXTERNAL_FILES = 0x07
+_MSG_FILTER_PIPELINE = 0x0B
 _MSG_LINK = 0x06
 _MSG_ATTRIBUTE = 0x0C
 _MSG_CONTINUATION = 0x10
@@ -79,13 +78,6 @@ _MSG_SYMBOL_TABLE = 0x11
 _MSG_ATTRIBUTE_INFO = 0x15
 _MSG_DATATYPE = 0x03
 _FLAG_SHARED = 0x02
-
-# Link types (link message): hard links name an object header, the others a path
-_LINK_HARD, _LINK_SOFT, _LINK_EXTERNAL = 0, 1, 64
-_MAX_SOFT_HOPS = 16
-_LAYOUT_VIRTUAL = 3  # data layout class of a virtual dataset  # soft links followed in one lookup (libhdf5's default nlinks property)
-# Symbol table entry cache type of a soft link: the scratch pad holds the link value's heap offset
-_CACHE_SOFT_LINK = 2
 
 _MAX_STRING_ELEMENTS = 65_536  # strings kept from one string array attribute
 _MAX_NUMBER_ELEMENTS = 64  # numbers kept from one numeric attribute
@@ -133,48 +125,6 @@ class Problem:
     attribute: str | None = None  # the attribute's name, when one attribute could not be read
 
 
-SOFT = "soft"
-EXTERNAL = "external"
-USER_DEFINED = "user-defined"
-
-
-@dataclass(frozen=True)
-class Link:
-    """A group member that names a path rather than an object: a soft, external or user-defined link.
-
-    ``target`` is the path the link names (in ``file`` for an external link; the raw value,
-    decoded leniently, for a user-defined one). For a soft link, ``through`` is the path of the
-    external (or user-defined) link that following it passes through, if any: the object it
-    reaches is then in another file. Soft links that reach an object of this file add nothing
-    to the walk (every object reachable by path is reachable by hard links, and is read).
-    """
-
-    path: str  # the link's own path
-    kind: str  # SOFT, EXTERNAL or USER_DEFINED
-    target: str
-    file: str | None  # external links: the file libhdf5 opens
-    offset: int  # file offset of the link message (or symbol table entry)
-    link_type: int  # 1 soft, 64 external, 65-255 user-defined
-    through: str | None = None  # soft links: the external/user-defined link on their way
-
-
-@dataclass(frozen=True)
-class ExternalStorage:
-    """A dataset whose data lives in another file: external raw data, or a virtual dataset's source.
-
-    ``kind`` is ``"external"`` (the external data files message: raw bytes read from ``file``)
-    or ``"virtual"`` (a virtual dataset mapping: dataset ``source_dataset`` of HDF5 file ``file``).
-    """
-
-    path: str  # the dataset
-    file: str  # the file name, as stored; libhdf5 opens it when the data is read
-    file_offset: int  # where in that file the data starts (0 for virtual sources)
-    size: int  # bytes of data taken from it (0 for virtual sources)
-    offset: int  # file offset of the message
-    kind: str = "external"
-    source_dataset: str | None = None  # virtual sources: the dataset read in ``file``
-
-
 @dataclass(frozen=True)
 class Dataset:
     """A dataset's declared size (its dataspace times its element size); the data itself is never read."""
@@ -197,6 +147,7 @@ class Hdf5Contents:
     links: tuple[Link, ...] = ()  # soft, external and user-defined links
     external_storage: tuple[ExternalStorage, ...] = ()
     datasets: tuple[Dataset, ...] = ()
+    filter_pipelines: tuple[FilterPipeline, ...] = ()  # of datasets, the library's own filters included
 
 
 def read_attributes(stream: BinaryIO, size: int, limits: Hdf5Limits = HDF5_LIMITS) -> Hdf5Contents:
@@ -248,6 +199,8 @@ class _Object:
     external_files: tuple[bytes, int] | None = None
     dataspace: tuple[bytes, int] | None = None
     layout: tuple[bytes, int] | None = None  # a data layout message: the object is a dataset
+    filters: tuple[bytes, int] | None = None  # a filter pipeline message
+    shared_filters: int | None = None  # offset of a filter pipeline stored as a shared message
 
 
 class _File:
@@ -270,6 +223,7 @@ class _File:
         self.links: list[Link] = []
         self.external: list[ExternalStorage] = []
         self.datasets: list[Dataset] = []
+        self.pipelines: list[FilterPipeline] = []
         self.hard: dict[str, int] = {}  # every hard link's path -> the object it names
         self.canonical: dict[int, str] = {}  # object -> the path it was read under
 
@@ -377,6 +331,10 @@ class _File:
                     obj.dataspace = (data, offset)
                 elif mtype == _MSG_LAYOUT:
                     obj.layout = (data, offset)
+                elif mtype == _MSG_FILTER_PIPELINE and not mflags & _FLAG_SHARED:
+                    obj.filters = (data, offset)
+                elif mtype == _MSG_FILTER_PIPELINE:
+                    obj.shared_filters = offset
         return obj
 
     def _messages(self, b: Cursor, version: int, creation_order: bool) -> list[tuple[int, int, bytes, int]]:
@@ -443,41 +401,14 @@ class _File:
         links: list[Link] = []
         for link in self.links:
             try:
-                links.append(self._resolve(link, others))
+                links.append(hl.resolve_soft_link(link, others, self.hard, self.canonical, self.store))
             except LimitExceeded as exc:  # only the file-wide index budget: the rest stay unresolved
                 self.problems.append(Problem(link.path, f"soft links not followed: {exc}", link.offset, OVER_LIMIT,
                                              exc.limit))
                 links.extend(self.links[len(links):])
                 break
         return Hdf5Contents(version, len(visited), tuple(self.attributes), tuple(self.problems), tuple(links),
-                            tuple(self.external), tuple(self.datasets))
-
-    def _resolve(self, link: Link, others: dict[str, Link]) -> Link:
-        """Follow a soft link by path, as libhdf5 would, and note an external link on its way."""
-        if link.kind != SOFT:
-            return link
-        current = "/" if link.target.startswith("/") else (link.path.rsplit("/", 1)[0] or "/")
-        pending = _components(link.target)
-        hops = 0
-        while pending:
-            self.store.count_entries(1, None)  # long paths through many links cost work: bounded with the indexes
-            step = f"{current.rstrip('/')}/{pending.pop(0)}"
-            other = others.get(step)
-            if other is not None:
-                if other.kind != SOFT:
-                    return replace(link, through=other.path)
-                hops += 1
-                if hops > _MAX_SOFT_HOPS:
-                    return link  # libhdf5 gives up too: nothing is reached
-                if other.target.startswith("/"):
-                    current = "/"
-                pending[:0] = _components(other.target)
-                continue
-            addr = self.hard.get(step)
-            if addr is None:
-                return link  # dangling: h5py raises KeyError, nothing is reached
-            current = self.canonical.get(addr, step)  # the path its members were read under
-        return link
+                            tuple(self.external), tuple(self.datasets), tuple(self.pipelines))
 
     def visit(self, addr: int | None, path: str) -> list[tuple[str, int]]:
         """Collect one object's attributes; return its hard-linked members.
@@ -494,18 +425,28 @@ class _File:
         if obj.attribute_info is not None:
             self._guard(path, obj.attribute_info[1], self.dense_attributes, obj.attribute_info, path)
         if obj.external_files is not None:
-            self._guard(path, obj.external_files[1], self.external_files, obj.external_files, path)
+            self._guard(path, obj.external_files[1], self.keep, self.external,
+                        hl.external_files(self.store, obj.external_files, path, self._spend_names))
         if obj.layout is not None and obj.dataspace is not None:
             self._guard(path, obj.dataspace[1], self.dataset, obj.dataspace, obj.datatype, obj.datatype_ref, path)
         if obj.layout is not None:
-            self._guard(path, obj.layout[1], self.virtual_layout, obj.layout, path)
+            self._guard(path, obj.layout[1], self.keep, self.external,
+                        hl.virtual_sources(self.store, obj.layout, path, self._spend_names))
+        if obj.layout is not None and obj.filters is not None:
+            self._guard(path, obj.filters[1], self.keep, self.pipelines,
+                        hl.filter_pipelines(self.store, obj.filters, path, self._spend_names))
+        if obj.layout is not None and obj.shared_filters is not None:
+            self.problem(Problem(path, "filter pipeline stored as a shared message (shared object header "
+                                       "message storage) was not read", obj.shared_filters, UNSUPPORTED))
         children: list[tuple[str, int]] = []
         if obj.link_info is not None:
-            self._guard(path, obj.link_info[1], self.dense_links, obj.link_info, children, path)
+            self._guard(path, obj.link_info[1], self.members, hl.dense_links(self.store, obj.link_info), children,
+                        path)
         if obj.symbol_table is not None:
-            self._guard(path, obj.symbol_table[1], self.symbol_table, obj.symbol_table, children, path)
+            self._guard(path, obj.symbol_table[1], self.members, hl.symbol_table(self.store, obj.symbol_table),
+                        children, path)
         for data, offset in obj.links:
-            self._guard(path, offset, self._link, data, offset, children, path)
+            self._guard(path, offset, self.members, hl.link_messages(self.store, [(data, offset)]), children, path)
         self._spend_names((len(path) + 1) * len(children), None)  # each member's path repeats this one
         return children
 
@@ -731,57 +672,28 @@ class _File:
                 continue
             self.attribute(data, offset, path)
 
-    # -- groups --------------------------------------------------------------------------------
-    def _link(self, data: bytes, offset: int, children: list[tuple[str, int]], path: str) -> None:
-        b = self.store.cursor(data, offset)
-        if b.u8() != 1:
-            raise FormatError("unknown link message version", offset)
-        flags = b.u8()
-        kind = b.u8() if flags & 0x08 else _LINK_HARD
-        if flags & 0x04:
-            b.take(8)  # creation order
-        if flags & 0x10:
-            b.take(1)  # name character set
-        name = b.take(b.uint(1 << (flags & 3), "link name length"), "link name")
-        if kind == _LINK_HARD:
-            target = b.addr()
-            if target is not None:
-                self._child(children, name, target, offset)
-            return
-        if 1 < kind < _LINK_EXTERNAL:
-            raise FormatError(f"reserved link type {kind}", offset)
-        value = b.take(b.u16(), "link value")
-        self._path_link(path, name, kind, value, offset)
+    # -- groups and datasets ----------------------------------------------------------------------
+    def members(self, found: Iterable[hl.Member], children: list[tuple[str, int]], path: str) -> None:
+        """Keep a group's members: hard links to follow in ``children``, the others as :class:`Link`."""
+        for name, kind, target, value, offset in found:
+            if kind == hl.LINK_HARD and target is None:
+                continue
+            self.link_count += 1
+            if self.link_count > self.limits.max_links:
+                raise LimitExceeded("max_links", f"more than {self.limits.max_links} group members", offset)
+            if kind != hl.LINK_HARD:
+                self._spend_names(len(path) + 1 + len(name) + len(value), offset)
+                self.links.append(hl.path_link(path, name, kind, value, offset))
+            elif target is not None:
+                # Many links may share one long name (a local or fractal heap object): count each copy kept.
+                self._spend_names(len(name), offset)
+                children.append((hl.escape_name(name), target))
 
-    def _path_link(self, path: str, name: bytes, kind: int, value: bytes, offset: int) -> None:
-        """Keep a soft, external or user-defined link (a member that names a path, not an object)."""
-        self._count_link(offset)
-        self._spend_names(len(path) + 1 + len(name) + len(value), offset)
-        link_path = f"{path.rstrip('/')}/{_escape_name(name)}"
-        if kind == _LINK_SOFT:
-            link = Link(link_path, SOFT, _text(value.split(b"\0", 1)[0]), None, offset, kind)
-        elif kind == _LINK_EXTERNAL:
-            # Version and flags (one byte), then the file name and the object path, each NUL-terminated.
-            if not value or value[0] >> 4:
-                raise FormatError("unknown external link version", offset)
-            parts = value[1:].split(b"\0")
-            if len(parts) < 3:
-                raise FormatError("external link value is not a file name and a path", offset)
-            link = Link(link_path, EXTERNAL, _text(parts[1]), _text(parts[0]), offset, kind)
-        else:
-            link = Link(link_path, USER_DEFINED, _text(value), None, offset, kind)
-        self.links.append(link)
-
-    def _count_link(self, offset: int) -> None:
-        self.link_count += 1
-        if self.link_count > self.limits.max_links:
-            raise LimitExceeded("max_links", f"more than {self.limits.max_links} group members", offset)
-
-    def _child(self, children: list[tuple[str, int]], name: bytes, target: int, offset: int) -> None:
-        self._count_link(offset)
-        # Many links may share one long name (a local or fractal heap object): count each copy kept.
-        self._spend_names(len(name), offset)
-        children.append((_escape_name(name), target))
+    @staticmethod
+    def keep(kept: list[Any], found: Iterable[Any]) -> None:
+        """Keep what a reader of :mod:`.hdf5_links` yields as it comes (a budget hit keeps what came before)."""
+        for item in found:
+            kept.append(item)
 
     def dataset(self, dataspace: tuple[bytes, int], datatype: tuple[bytes, int] | None,
                 datatype_ref: tuple[bytes, int] | None, path: str) -> None:
@@ -795,100 +707,7 @@ class _File:
             size = max(1, self.shared_datatype(datatype_ref[0], datatype_ref[1]).size)
         self.datasets.append(Dataset(path, shape, size, count * size, offset))
 
-    def virtual_layout(self, msg: tuple[bytes, int], path: str) -> None:
-        """A virtual dataset's mapping: the source files libhdf5 opens when the dataset is read."""
-        b = self.store.cursor(msg[0], msg[1])
-        version, layout_class = b.u8(), b.u8()
-        if version < 3 or layout_class != _LAYOUT_VIRTUAL:
-            return  # compact, contiguous or chunked data lives in this file
-        addr, index = b.addr(), b.u32()
-        if addr is None:
-            return  # no mapping yet: nothing is read from anywhere
-        for file, dataset in self.store.virtual_mapping(addr, index, msg[1]):
-            if file != b".":  # "." is this file: nothing else is opened
-                self._spend_names(len(path) + len(file) + len(dataset), msg[1])
-                self.external.append(ExternalStorage(path, _text(file), 0, 0, msg[1], "virtual", _text(dataset)))
-
-    def external_files(self, msg: tuple[bytes, int], path: str) -> None:
-        """The external data files message: the files a dataset's raw data is read from."""
-        b = self.store.cursor(msg[0], msg[1])
-        if b.u8() != 1:
-            raise FormatError("unknown external data files message version", msg[1])
-        b.take(3)
-        b.u16()  # allocated slots
-        used = b.u16()
-        heap_addr = b.addr()
-        self.store.count_entries(used, heap_addr)
-        names = self.store.local_heap(heap_addr)
-        for _ in range(used):
-            name_offset, file_offset, size = b.length(), b.length(), b.length()
-            name = _heap_string(names, name_offset, msg[1])
-            self._spend_names(len(path) + len(name), msg[1])
-            self.external.append(ExternalStorage(path, _text(name), file_offset, size, msg[1]))
-
-    def dense_links(self, info: tuple[bytes, int], children: list[tuple[str, int]], path: str) -> None:
-        b = self.store.cursor(info[0], info[1])
-        if b.u8() != 0:
-            raise FormatError("unknown link info message version", info[1])
-        if b.u8() & 1:
-            b.take(8)
-        heap_addr, name_index = b.addr(), b.addr()
-        if heap_addr is None:
-            return
-        heap = FractalHeap(self.store, heap_addr)
-        for record in self.store.btree2_records(name_index, BTREE2_LINK_NAME):
-            data, offset = heap.get(record[4:])
-            self._link(data, offset, children, path)
-
-    def symbol_table(self, msg: tuple[bytes, int], children: list[tuple[str, int]], path: str) -> None:
-        b = self.store.cursor(msg[0], msg[1])
-        tree, heap_addr = b.addr(), b.addr()
-        names = self.store.local_heap(heap_addr)
-        entry = 2 * self.store.osize + 24
-        for node in self.store.btree1_group_nodes(tree):
-            s = self.store.cursor_at(node, 8, "symbol table node")
-            s.expect(b"SNOD", "symbol table node")
-            s.take(2)
-            count = s.u16()
-            self.store.count_entries(count, node)
-            s = self.store.cursor_at(node + 8, count * entry, "symbol table node")
-            for _ in range(count):
-                at = s.origin + s.pos
-                name_offset, target = s.uint(self.store.osize, "link name offset"), s.addr()
-                cache_type = s.u32()
-                s.take(4)
-                scratch = s.take(16)
-                name = _heap_string(names, name_offset, at)
-                if cache_type == _CACHE_SOFT_LINK:
-                    # A soft link: its value (the path) is in the same local heap, at the scratch pad's offset.
-                    value = _heap_string(names, int.from_bytes(scratch[:4], "little"), at)
-                    self._path_link(path, name, _LINK_SOFT, value, at)
-                elif target is not None:
-                    self._child(children, name, target, at)
-
-
-def _heap_string(names: bytes, offset: int, origin: int) -> bytes:
-    """The NUL-terminated string at ``offset`` in a local heap's data."""
-    if offset >= len(names):
-        raise FormatError("name outside the local heap", origin)
-    end = names.find(b"\0", offset)
-    return names[offset:end if end >= 0 else len(names)]
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def _escape_name(name: bytes) -> str:
-    """A member name as one JSON-pointer-like path component (a '/' in a hostile name cannot split it)."""
-    return _text(name).replace("~", "~0").replace("/", "~1")
-
-
-def _components(path: str) -> list[str]:
-    """The escaped components of an HDF5 path ('.' and empty ones dropped, as libhdf5 does)."""
-    return [_escape_name(part.encode()) for part in path.split("/") if part not in ("", ".")]
-
 
 __all__ = ["EXTERNAL", "HDF5_LIMITS", "MALFORMED", "OVER_LIMIT", "SIGNATURE", "SOFT", "UNSUPPORTED", "USER_DEFINED",
-           "Attribute", "Dataset", "ExternalStorage", "Hdf5Contents", "Hdf5Limits", "Link", "Problem", "Value", "read_attributes",
-           "superblock_offset"]
+           "Attribute", "Dataset", "ExternalStorage", "Filter", "FilterPipeline", "Hdf5Contents", "Hdf5Limits", "Link",
+           "Problem", "Value", "read_attributes", "superblock_offset"]

@@ -1,8 +1,10 @@
 """The storage layer of the HDF5 reader: bounded byte access, heaps and B-trees.
 
-:mod:`aivet.formats.hdf5` walks object headers, attributes and groups and holds the public
-API; it reads every byte of the file through a :class:`Storage` from this module. Here is
-what lies below the objects, addressed by them and shared between them:
+:mod:`aivet.formats.hdf5` walks object headers and attributes and holds the public API;
+:mod:`aivet.formats.hdf5_links` reads group members and the references by name (links,
+data in other files, filter pipelines). Both read every byte of the file through a
+:class:`Storage` from this module. Here is what lies below the objects, addressed by them
+and shared between them:
 
 * :class:`Storage`: the file's addressing (base address, address and length sizes), a
   small page cache, and the byte budget every read is charged to;
@@ -11,8 +13,6 @@ what lies below the objects, addressed by them and shared between them:
 * local heaps and version 1 group B-trees (symbol tables), global heap collections
   (variable-length data), fractal heaps (:class:`FractalHeap`: managed, huge and tiny
   objects) and version 2 B-trees (dense attribute and link name indexes);
-* virtual dataset mappings (global heap objects naming source files and datasets, with
-  dataspace selections stepped over);
 * :class:`Hdf5Limits`, the bounds of the whole walk, defined here so that this module
   never imports :mod:`aivet.formats.hdf5` (which re-exports it).
 
@@ -380,92 +380,6 @@ class Storage:
                         b.uint(cumulative_size[d - 1])
                     stack.append((child, child_count, d - 1))
         return records
-
-
-    # -- virtual dataset mappings ---------------------------------------------------------------
-    def virtual_mapping(self, addr: int, index: int, origin: int) -> list[tuple[bytes, bytes]]:
-        """The (source file, source dataset) of each entry of a virtual dataset's mapping.
-
-        The mapping is global heap object ``index`` of the collection at ``addr``: an encoding
-        version, an entry count and, per entry, the source file and dataset names (NUL-terminated)
-        and the source and virtual selections, stepped over. Encoding version 1 (libhdf5 2.x) adds
-        a flags byte per entry: 0x04 the source is this file (returned as ``b"."``), 0x01/0x02 the
-        file/dataset name is an earlier entry's, by index; other flags are :class:`Unsupported`.
-        """
-        heap = self.cursor(self.global_heap_object(addr, index), origin)
-        encoding = heap.u8()
-        if encoding > 1:
-            raise Unsupported(f"virtual dataset mapping encoding version {encoding}")
-        count = heap.length()
-        self.count_entries(count, addr)
-        files: list[bytes] = []
-        datasets: list[bytes] = []
-        for _ in range(count):
-            flags = heap.u8() if encoding == 1 else 0
-            if flags & ~(_VDS_SAME_FILE | _VDS_FILE_REF | _VDS_DATASET_REF):
-                raise Unsupported(f"virtual dataset mapping flags {flags:#x}")
-            if flags & _VDS_SAME_FILE:
-                file = b"."
-            elif flags & _VDS_FILE_REF:
-                file = _earlier(files, heap.length(), heap, "virtual source file name")
-            else:
-                file = _cstring(heap, "virtual source file name")
-            if flags & _VDS_DATASET_REF:
-                dataset = _earlier(datasets, heap.length(), heap, "virtual source dataset name")
-            else:
-                dataset = _cstring(heap, "virtual source dataset name")
-            files.append(file)
-            datasets.append(dataset)
-            _skip_selection(heap)
-            _skip_selection(heap)
-        return list(zip(files, datasets, strict=True))
-
-
-# Virtual dataset mapping entry flags (encoding version 1) and dataspace selection types
-_VDS_FILE_REF, _VDS_DATASET_REF, _VDS_SAME_FILE = 0x01, 0x02, 0x04
-_SEL_NONE, _SEL_POINTS, _SEL_HYPERSLABS, _SEL_ALL = 0, 1, 2, 3
-
-
-def _cstring(b: Cursor, what: str) -> bytes:
-    """A NUL-terminated string at the cursor (the NUL consumed)."""
-    end = b.data.find(b"\0", b.pos)
-    if end < 0:
-        raise FormatError(f"unterminated {what}", b.origin + b.pos)
-    return b.take(end - b.pos + 1, what)[:-1]
-
-
-def _earlier(names: list[bytes], index: int, b: Cursor, what: str) -> bytes:
-    """A name an entry of a virtual dataset mapping takes from an earlier entry."""
-    if index >= len(names):
-        raise FormatError(f"{what} refers to entry {index} of {len(names)}", b.origin + b.pos)
-    return names[index]
-
-
-def _skip_selection(b: Cursor) -> None:
-    """Step over one serialized dataspace selection (none, all, points or hyperslabs; versions 1-3)."""
-    kind, version = b.u32(), b.u32()
-    if kind in (_SEL_NONE, _SEL_ALL) and version == 1:
-        b.take(8, "selection")  # reserved, length (0)
-    elif kind in (_SEL_POINTS, _SEL_HYPERSLABS) and version == 1:
-        b.take(4, "selection")  # reserved
-        b.take(b.u32(), "selection")
-    elif kind == _SEL_HYPERSLABS and version == 2:
-        b.take(1, "selection")  # flags
-        b.take(b.u32(), "selection")
-    elif kind == _SEL_POINTS and version == 2:
-        size = b.u8()
-        rank = b.u32()
-        b.take(b.uint(size, "selection") * rank * size, "selection")
-    elif kind == _SEL_HYPERSLABS and version == 3:
-        flags, size = b.u8(), b.u8()
-        rank = b.u32()
-        if flags & 1:  # regular: start, stride, count and block per dimension
-            b.take(4 * rank * size, "selection")
-        else:
-            b.take(b.uint(size, "selection") * 2 * rank * size, "selection")
-    else:
-        raise Unsupported(f"dataspace selection type {kind} version {version}")
-
 
 
 class FractalHeap:
