@@ -444,3 +444,18 @@ def test_a_long_tail_after_a_tar_is_reported_unread(tmp_path: Path, pay: bytes) 
     archive.analyze_tar(Source.from_bytes(data, "t.tar"), ctx)
     [hidden] = [f for f in ctx.findings if f.rule_id == "ARCHIVE-HIDDEN-DATA"]
     assert hidden.details["start"] == 1024 and hidden.details["end"] == len(data)
+
+
+def test_legacy_record_reads_grow_only_as_far_as_the_record() -> None:
+    """A record pickle is found with small reads first; a long one (here 10 KB) still ends where it ends."""
+    from aivet.analyzers.torch import _MAX_RECORD_PICKLE, _record_at
+    from tests.fixtures.work import CountingBytesIO, Tally
+
+    short, long = pickle.dumps(("k", "cpu", 1), protocol=2), pickle.dumps("x" * 10_000, protocol=2)
+    raw = b"\x00" * (2 * _MAX_RECORD_PICKLE)  # raw tensor bytes after the record
+    for record in (short, long):
+        tally = Tally()
+        window, end = _record_at(CountingBytesIO(b"pad" + record + raw, tally), 3)
+        assert end == len(record) and window[:end] == record
+        assert tally.bytes_read < 8 * len(record) + 8192  # not a megabyte per record
+    assert _record_at(io.BytesIO(raw), 0)[1] is None  # no pickle there: the walk stops
