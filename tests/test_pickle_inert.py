@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import aivet
 from aivet.analyzers import pickle_vm
-from aivet.analyzers.pickle_vm import INERT_MIN_BYTES, PickleVM, Result
+from aivet.analyzers.pickle_values import Result
+from aivet.analyzers.pickle_vm import INERT_MIN_BYTES, PickleVM
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.pickle_ops import inert_pickle_end, iter_ops
 from aivet.limits import Limits

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from aivet.analyzers import pickle_vm
 from aivet.analyzers.allowlist import Classification
-from aivet.analyzers.pickle_vm import PickleVM, Result
+from aivet.analyzers.pickle_values import Result
+from aivet.analyzers.pickle_vm import PickleVM
 from aivet.formats import FormatError, LimitExceeded
 from aivet.formats.pickle_ops import iter_ops
 from aivet.limits import Limits

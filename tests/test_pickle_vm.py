@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from aivet.analyzers import allowlist
 from aivet.analyzers.allowlist import Classification, classify
-from aivet.analyzers.pickle_vm import LEGACY_TORCH_MAGIC, PickleVM, Result
+from aivet.analyzers.pickle_values import Result
+from aivet.analyzers.pickle_vm import LEGACY_TORCH_MAGIC, PickleVM
 from aivet.formats import FormatError, LimitExceeded
 from aivet.limits import Limits
 from tests.fixtures.pickles import Ops

@@ -17,7 +17,8 @@ from aivet import rules
 from aivet.analyzers.allowlist import Classification, classify
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
-from aivet.analyzers.pickle_vm import PickleVM, Result
+from aivet.analyzers.pickle_values import Result
+from aivet.analyzers.pickle_vm import PickleVM
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
