@@ -1049,12 +1049,12 @@ class PickleVM:
         elif cls == "numpy.dtype":
             self._dtype_states[id(obj)] = state  # sets a flexible dtype's itemsize and object flag
         elif cls in _JOBLIB_SIDE_FILES:
-            # joblib <= 0.9 kept arrays in side files: np.load(join(dir, filename), allow_pickle=True).
+            # joblib <= 0.9 kept arrays in side files, which it opens with numpy's pickle-enabled load.
             whole = type(state) is DictVal and state.fresh and self._next_to(state.at, pos)
             filename = state.get("filename") if whole else None
             if type(filename) is not str or not filename or filename.startswith((".", "~")) \
                     or any(c in filename for c in "/\\:\x00"):
-                self.anomaly("build", f"{cls} loads the file {render(filename)} with np.load(allow_pickle=True): "
+                self.anomaly("build", f"{cls} loads the file {render(filename)} with numpy's pickle-enabled load: "
                              "a path outside the model's directory, or one that cannot be read", pos,
                              target=cls, filename=render(filename))
 
