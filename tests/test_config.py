@@ -94,6 +94,19 @@ def test_duplicate_keys_are_a_parser_differential() -> None:
     assert [f.severity for f in findings if f.rule_id == "CONFIG-DUPLICATE-KEY"] == [Severity.HIGH]
 
 
+@pytest.mark.parametrize(("value", "severity"), [
+    ("org/model..v2", Severity.INFO),  # '..' inside a name is not a path component
+    ("./checkpoints/step-100", Severity.INFO),
+    ("../../shared/ckpt", Severity.LOW),
+    ("C:\\models\\llama", Severity.LOW),
+    ("~/ckpt", Severity.LOW),
+    ("https://example.org/model", Severity.LOW),
+])
+def test_reference_paths_that_leave_the_repository_are_low(value: str, severity: Severity) -> None:
+    findings, _ = analyze({"_name_or_path": value})
+    assert [f.severity for f in findings if f.rule_id == "CONFIG-EXTERNAL-REFERENCE"] == [severity]
+
+
 def test_references_trust_flags_and_quantization() -> None:
     findings, _ = analyze({"_name_or_path": "/home/alice/ckpt", "base_model": "meta-llama/Llama-3.1-8B",
                            "model_kwargs": {"trust_remote_code": True},

@@ -22,6 +22,7 @@ from typing import Any
 
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
+from aivet.analyzers.paths import escapes_syntactically
 from aivet.analyzers.secrets import read_text, scan_text_bounded
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Location, Severity
@@ -289,8 +290,8 @@ def _check_references(data: dict[str, Any], source: Source, ctx: Context) -> Non
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
             continue
-        odd = value.startswith(("/", "~", "http://", "https://", "file:")) or ".." in value or re.match(
-            r"^[A-Za-z]:[\\/]", value) is not None
+        # A hub id or a relative path is expected; a path that leaves the repository or a URL is odd.
+        odd = escapes_syntactically(value) or value.startswith(("http://", "https://", "file:"))
         ctx.add(EXTERNAL_REFERENCE.finding(
             ctx.location(source, pointer=f"/{key}"), f"{key} is {value[:120]!r}",
             severity=Severity.LOW if odd else None, key=key, value=value[:200]))
