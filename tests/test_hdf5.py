@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
-from aivet.analyzers import keras
+from aivet.analyzers import keras_hdf5
 from aivet.analyzers.context import Context
 from aivet.analyzers.source import Source
 from aivet.evidence import Evidence, Severity
@@ -114,7 +114,7 @@ def test_unicode_escaped_keys_are_decoded(tmp_path: Path, marker_dir: Path, libv
     assert json.loads(text)["class_name"] == "Sequential"
     path = write(tmp_path / "m.h5", {"model_config": text}, libver)
     with open(path, "rb") as fh:  # what the old byte scan saw: nothing
-        assert keras.find_json_configs(fh, path.stat().st_size, 1 << 20) == []
+        assert keras_hdf5.find_json_configs(fh, path.stat().st_size, 1 << 20) == []
     assert_lambda_found(aivet.scan(path))
 
 
@@ -308,7 +308,7 @@ def build(*blocks: bytes) -> bytes:
 
 def analyze(data: bytes) -> tuple[Context, Any]:
     ctx = Context(subject="s")
-    return ctx, keras.analyze_hdf5(Source.from_bytes(data, "m.h5"), ctx)
+    return ctx, keras_hdf5.analyze_hdf5(Source.from_bytes(data, "m.h5"), ctx)
 
 
 CONFIG = json.dumps({"class_name": "Lambda", "config": {"function": ["b3Muc3lzdGVt", None, None]}}).encode()
@@ -451,7 +451,7 @@ def test_mutated_files_only_raise_format_errors(data: st.DataObject) -> None:
     # A page cache reads each page once per cache; the budget bounds the rest.
     assert tally.bytes_read <= SMALL.max_read_bytes + 64 * 1024
     ctx = Context(subject="s")
-    outcome = keras.analyze_hdf5(Source.from_bytes(blob, "m.h5"), ctx)
+    outcome = keras_hdf5.analyze_hdf5(Source.from_bytes(blob, "m.h5"), ctx)
     if outcome.status.value == "analyzed":
         assert not any(f.rule_id in ("SCAN-PARSE-ERROR", "SCAN-LIMIT-EXCEEDED") for f in ctx.findings)
 
@@ -676,7 +676,7 @@ def test_external_file_severity_follows_where_it_leads(tmp_path: Path) -> None:
                           "/url": Severity.HIGH}
     # Inside an archive nothing is on disk: a relative name resolves against the loader's working directory.
     ctx = Context(subject="s")
-    keras.analyze_hdf5(Source.from_bytes(path.read_bytes(), "a.zip!m.h5"), ctx)
+    keras_hdf5.analyze_hdf5(Source.from_bytes(path.read_bytes(), "a.zip!m.h5"), ctx)
     assert {f.location.pointer: f.severity for f in ctx.findings}["/inside"] is Severity.MEDIUM
 
 

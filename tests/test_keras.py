@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aivet
-from aivet.analyzers import keras
+from aivet.analyzers import keras, keras_hdf5
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.source import Source
 from aivet.evidence import Evidence, Severity
@@ -139,7 +139,7 @@ def test_printable_strings_never_unmarshal() -> None:
 def test_find_json_configs_handles_whitespace_strings_and_nesting() -> None:
     blob = (b"\x89HDF\r\n\x1a\n" + b"\x00" * 100 + b'{ "class_name" : "A", "s": "}{\\"", "c": {"class_name": "B"}}'
             + b"\x00" * 10 + b'{"module": "keras", "x": [1, {"y": 2}]}' + b"\x00")
-    found = keras.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
+    found = keras_hdf5.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
     assert [json.loads(t)["class_name"] if t and b"class_name" in t[:20] else json.loads(t or b"{}").get("module")
             for _, t in found] == ["A", "keras"]
     assert found[0][0] == 108
@@ -148,7 +148,7 @@ def test_find_json_configs_handles_whitespace_strings_and_nesting() -> None:
 def test_find_json_configs_across_chunk_boundary() -> None:
     pad = b"\x00" * (1024 * 1024 - 5)
     blob = pad + b'{"class_name": "Lambda", "config": {"function": "b3M="}}'
-    found = keras.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
+    found = keras_hdf5.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
     assert [o for o, _ in found] == [len(pad)]
 
 
@@ -156,7 +156,7 @@ def test_unparseable_structure_falls_back_to_byte_scan_and_is_partial(tmp_path: 
     path = tmp_path / "m.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b'{"class_name": "Sequential", "config": {"layers": [' + b" " * 5000)
     ctx = Context(subject="s", options=ScanOptions(limits=replace(DEFAULT_LIMITS, max_string_bytes=1000)))
-    outcome = keras.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
+    outcome = keras_hdf5.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
     assert outcome.status.value == "partial" and "byte-scan fallback" in outcome.note
     assert [f.rule_id for f in ctx.findings] == ["SCAN-PARSE-ERROR", "SCAN-LIMIT-EXCEEDED"]
 
@@ -165,7 +165,7 @@ def test_invalid_json_config_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "m.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b'{"class_name": Lambda}' + b"\x00")
     ctx = Context(subject="s")
-    outcome = keras.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
+    outcome = keras_hdf5.analyze_hdf5(Source.from_file(path, "m.h5"), ctx)
     assert [f.rule_id for f in ctx.findings] == ["SCAN-PARSE-ERROR", "KERAS-CONFIG-UNREADABLE"]
     assert outcome.status.value == "partial"
 
@@ -184,7 +184,7 @@ def test_fallback_still_finds_a_lambda(tmp_path: Path, marker_dir: Path) -> None
 
 def test_not_hdf5_is_a_format_error() -> None:
     with pytest.raises(FormatError):
-        keras.analyze_hdf5(Source.from_bytes(b"nothdf5!" + b"\x00" * 10, "x.h5"), Context(subject="s"))
+        keras_hdf5.analyze_hdf5(Source.from_bytes(b"nothdf5!" + b"\x00" * 10, "x.h5"), Context(subject="s"))
 
 
 def test_plain_hdf5_without_config(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_mutated_hdf5_never_crashes(h5_base: bytes, data: st.DataObject) -> None
         pos = data.draw(st.integers(max(0, start_cfg - 50), min(len(base) - 1, start_cfg + 400)))
         base[pos] = data.draw(st.sampled_from([0x22, 0x7B, 0x7D, 0x5C, 0x00, 0x41]))
     try:
-        keras.analyze_hdf5(Source.from_bytes(bytes(base), "m.h5"), Context(subject="s"))
+        keras_hdf5.analyze_hdf5(Source.from_bytes(bytes(base), "m.h5"), Context(subject="s"))
     except (FormatError, LimitExceeded):
         pass
 
@@ -266,7 +266,7 @@ def test_mutated_hdf5_never_crashes(h5_base: bytes, data: st.DataObject) -> None
 @given(st.binary(max_size=3000))
 def test_random_bytes_in_hdf5(data: bytes) -> None:
     blob = b"\x89HDF\r\n\x1a\n" + data
-    keras.analyze_hdf5(Source.from_bytes(blob, "r.h5"), Context(subject="s"))
+    keras_hdf5.analyze_hdf5(Source.from_bytes(blob, "r.h5"), Context(subject="s"))
 
 
 @pytest.mark.timeout(HANG_TIMEOUT)
@@ -276,7 +276,7 @@ def test_many_unclosed_configs_stay_linear() -> None:
     data = b"\x89HDF\r\n\x1a\n" + b'{"class_name": [' * 200_000
     ctx = Context(subject="s", options=ScanOptions(limits=replace(DEFAULT_LIMITS, max_string_bytes=1 << 20)))
     tally = Tally()
-    outcome = keras.analyze_hdf5(counting_source(data, "bomb.h5", tally), ctx)
+    outcome = keras_hdf5.analyze_hdf5(counting_source(data, "bomb.h5", tally), ctx)
     assert outcome.status.value == "partial"
     assert len(ctx.findings) <= 5
     assert tally.bytes_read <= 3 * len(data), (tally.bytes_read, len(data))  # about 2x: chunk scan, then the object
@@ -285,7 +285,7 @@ def test_many_unclosed_configs_stay_linear() -> None:
 def test_escaped_quotes_across_read_blocks() -> None:
     body = b'{"class_name": "A", "s": "' + b"x" * (64 * 1024 - 27) + b'\\"}", "t": 1}'
     blob = b"\x89HDF\r\n\x1a\n" + body + b"\x00"
-    (found,) = keras.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
+    (found,) = keras_hdf5.find_json_configs(io.BytesIO(blob), len(blob), 1 << 20)
     assert found[1] == body
 
 

@@ -150,6 +150,7 @@ RULE_MODULES = (
     "aivet.analyzers.torch_formats",
     "aivet.analyzers.numpy",
     "aivet.analyzers.keras",
+    "aivet.analyzers.keras_hdf5",
     "aivet.analyzers.savedmodel",
     "aivet.analyzers.onnx",
     "aivet.analyzers.gguf",

@@ -52,7 +52,7 @@ ANALYZERS: dict[Format, tuple[str, str]] = {
     Format.ZLIB: ("aivet.analyzers.archive", "analyze_compressed"),
     Format.LZ4: ("aivet.analyzers.archive", "analyze_compressed"),
     Format.SEVENZIP: ("aivet.analyzers.archive", "analyze_7z"),
-    Format.HDF5: ("aivet.analyzers.keras", "analyze_hdf5"),
+    Format.HDF5: ("aivet.analyzers.keras_hdf5", "analyze_hdf5"),
     Format.GGUF: ("aivet.analyzers.gguf", "analyze"),
     Format.SAFETENSORS: ("aivet.analyzers.safetensors", "analyze"),
     Format.PROTOBUF: ("aivet.analyzers.protobuf", "analyze"),
