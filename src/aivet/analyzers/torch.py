@@ -20,7 +20,6 @@ are counted and not read.
 from __future__ import annotations
 
 import importlib
-import io
 import re
 import struct
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from aivet.analyzers.engine import Outcome
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import FormatError, LimitExceeded
+from aivet.formats.pickle_ops import iter_ops
 from aivet.rules import ATLAS_EVADE, ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
 CUSTOM_OP = Rule(
@@ -359,12 +359,11 @@ def _raw_after(member: str, index: int, record: bytes, fh: BinaryIO, pos: int) -
 
 def _pickle_end(data: bytes) -> int | None:
     """Where the pickle at the start of ``data`` ends (just past STOP), or ``None`` when it does not."""
-    import pickletools  # a parser of opcodes: it never builds an object
-
     try:
-        for opcode, _, at in pickletools.genops(io.BytesIO(data)):
-            if opcode.name == "STOP":
-                return (at or 0) + 1
-    except (ValueError, EOFError, struct.error, UnicodeDecodeError, KeyError, IndexError, OverflowError):
+        for offset, code, _ in iter_ops(data):
+            if code == 0x2E:  # STOP
+                return offset + 1
+    except FormatError:
         return None
+    return None
     return None
