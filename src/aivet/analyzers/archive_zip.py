@@ -64,16 +64,23 @@ _CENTRAL = struct.Struct("<4s6H3L5H2L")
 _LENIENT_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 
-def _precheck_zip(fh: BinaryIO, size: int, ctx: Context) -> tuple[int, int]:
+def _read_tail(fh: BinaryIO, size: int) -> bytes:
+    """The last bytes of the file where zipfile and miniz look for the end record (one read for both)."""
+    tail_len = min(size, 65536 + _EOCD.size)
+    fh.seek(size - tail_len)
+    return fh.read(tail_len)
+
+
+def _precheck_zip(fh: BinaryIO, size: int, ctx: Context, tail: bytes | None = None) -> tuple[int, int]:
     """Bound the central directory before zipfile reads it all into memory.
 
     Returns the offset just past the end-of-central-directory record and its comment, and the
     directory offset the record declares (zipfile shifts member offsets by the difference
-    between that and where it actually reads the directory).
+    between that and where it actually reads the directory). ``tail``: :func:`_read_tail`'s bytes.
     """
-    tail_len = min(size, 65536 + _EOCD.size)
-    fh.seek(size - tail_len)
-    tail = fh.read(tail_len)
+    if tail is None:
+        tail = _read_tail(fh, size)
+    tail_len = len(tail)
     pos = tail.rfind(b"PK\x05\x06")
     if pos < 0 or pos + _EOCD.size > len(tail):
         raise FormatError("no end of central directory record (truncated or not a zip)", size)
@@ -222,9 +229,10 @@ def analyze_zip(source: Source, ctx: Context) -> Outcome:
         return deep
     with outermost_budget(ctx) as budget, source.open() as fh:
         # Where PyTorch's reader finds the directory: a few small reads, so every zip pays it.
-        lenient = _lenient_directory(fh, source.size, ctx)
+        tail = _read_tail(fh, source.size)
+        lenient = _lenient_directory(fh, source.size, ctx, tail)
         try:
-            archive_end, declared_offset = _precheck_zip(fh, source.size, ctx)
+            archive_end, declared_offset = _precheck_zip(fh, source.size, ctx, tail)
             zf = _open_zip(fh)
         except FormatError as exc:
             if lenient is None:
@@ -430,11 +438,17 @@ class LenientDirectory:
     end: int
 
 
-def _lenient_directory(fh: BinaryIO, size: int, ctx: Context) -> LenientDirectory | None:
-    """The central directory miniz would read, or ``None`` when miniz would not open the file."""
+def _lenient_directory(fh: BinaryIO, size: int, ctx: Context, tail: bytes | None = None) -> LenientDirectory | None:
+    """The central directory miniz would read, or ``None`` when miniz would not open the file.
+
+    ``tail``: :func:`_read_tail`'s bytes; miniz searches one byte less far back than zipfile.
+    """
     tail_len = min(size, 65535 + _EOCD.size)
-    fh.seek(size - tail_len)
-    tail = fh.read(tail_len)
+    if tail is None:
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+    else:
+        tail = tail[len(tail) - tail_len:]
     pos = tail.rfind(b"PK\x05\x06", 0, max(len(tail) - _EOCD.size + 4, 0))
     if pos < 0:
         return None
