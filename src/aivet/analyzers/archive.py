@@ -43,6 +43,7 @@ from typing import IO, Any, BinaryIO, Protocol
 from aivet import rules
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
+from aivet.analyzers.paths import escape_reason
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Location, Severity
 from aivet.formats import FormatError
@@ -493,18 +494,15 @@ def ctx_loc(ctx: Context, parent: Source, name: str, offset: int | None = None) 
 # ---------------------------------------------------------------------------------------------
 
 def unsafe_name(name: str) -> str | None:
-    """Why ``name`` would escape an extraction directory, or ``None`` when it is a plain relative name."""
-    if "\x00" in name:
-        return "contains a NUL byte"
-    if name.startswith(("/", "\\")):
-        return "is absolute"
-    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
-        return "starts with a drive letter"
-    if "\\" in name:
+    """Why ``name`` would escape an extraction directory, or ``None`` when it is a plain relative name.
+
+    :func:`aivet.analyzers.paths.escape_reason`, and any backslash: extractors on Windows
+    split on it, so ``a\\b`` becomes a directory there even where it is no traversal.
+    """
+    why = escape_reason(name)
+    if why is None and "\\" in name:
         return "contains a backslash (a path separator on Windows)"
-    if ".." in name.split("/"):
-        return "contains '..'"
-    return None
+    return why
 
 
 def check_names(names: list[tuple[str, int | None]], source: Source, ctx: Context) -> None:

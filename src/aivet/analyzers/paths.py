@@ -6,8 +6,9 @@ The loader joins that name to the model's directory (or to its working directory
 opens whatever is there, so a hostile name reads any file the loader can. These
 checks are in one place so that every such format judges a name the same way:
 
-* :func:`escapes_syntactically` looks at the spelling alone (it works for files inside
-  archives, where there is no directory to look in);
+* :func:`escape_reason` and :func:`escapes_syntactically` look at the spelling alone (they
+  work for files inside archives, where there is no directory to look in; archive member
+  names and SavedModel asset names are judged by :func:`escape_reason` too);
 * :func:`resolve_sibling` looks on disk, symbolic links included, for a file next to a
   model that is on disk;
 * :func:`reference_verdict` combines the two into a severity and a reason.
@@ -18,7 +19,7 @@ Both judge the name as the loader would use it; neither opens the file.
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from aivet.evidence import Severity
 
@@ -28,18 +29,31 @@ MISSING = "missing"
 INSIDE = "inside"
 
 
+def escape_reason(name: str) -> str | None:
+    """Why ``name``, joined to a directory, leaves it by its spelling alone; ``None`` when it does not.
+
+    A NUL byte (C loaders cut the name there), an absolute name (POSIX or Windows root, a
+    drive letter, a UNC share) or a ``..`` component, with ``/`` or ``\\`` as separators:
+    a loader on either Windows or POSIX may be the one that reads it.
+    """
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if name.startswith(("/", "\\")):
+        return "is absolute"
+    if name[1:2] == ":" and name[0].isalpha():  # cheap enough for every member of an archive
+        return "starts with a drive letter"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "contains '..'"
+    return None
+
+
 def escapes_syntactically(location: str) -> bool:
     """Whether a file name a model gives for another file leaves its directory by its spelling alone.
 
-    Empty, NUL, absolute (POSIX, UNC, drive letter), ``~`` and any ``..`` component (with ``/``
-    or ``\\`` separators) all escape: a loader on either Windows or POSIX may read the name.
+    :func:`escape_reason`, and also an empty name (the directory itself) and ``~`` (expanded
+    to a home directory by loaders that call ``expanduser``).
     """
-    if not location or "\x00" in location:
-        return True
-    if location.startswith(("/", "\\")) or PureWindowsPath(location).drive:
-        return True
-    parts = set(PurePosixPath(location.replace("\\", "/")).parts)
-    return ".." in parts or location.startswith("~")
+    return not location or location.startswith("~") or escape_reason(location) is not None
 
 
 def resolve_sibling(location: str, model: Path, root: Path | None) -> tuple[str, Path | None]:
@@ -81,4 +95,4 @@ def reference_verdict(location: str, model: Path | None, root: Path | None) -> t
     return Severity.LOW, "a file of the repository"
 
 
-__all__ = ["ESCAPES", "INSIDE", "MISSING", "escapes_syntactically", "reference_verdict", "resolve_sibling"]
+__all__ = ["ESCAPES", "INSIDE", "MISSING", "escape_reason", "escapes_syntactically", "reference_verdict", "resolve_sibling"]

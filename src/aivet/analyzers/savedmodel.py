@@ -28,6 +28,7 @@ from typing import Any
 from aivet import rules
 from aivet.analyzers.context import Context
 from aivet.analyzers.engine import Outcome
+from aivet.analyzers.paths import escape_reason
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
@@ -413,10 +414,10 @@ def analyze_graph_def(msg: Message, source: Source, ctx: Context) -> Outcome:
 
 def _check_asset(name: str, offset: int, source: Source, ctx: Context) -> int:
     """Report an asset path that leaves the assets directory; returns how many findings (0 or 1)."""
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+    why = escape_reason(name)
+    if why is not None:
         ctx.add(ASSET_PATH.finding(ctx.location(source, offset=offset),
-                                   f"asset file {name[:200]!r} leaves the assets directory", asset=name[:200]))
+                                   f"asset file {name[:200]!r} leaves the assets directory ({why})", asset=name[:200]))
         return 1
     return 0
 
