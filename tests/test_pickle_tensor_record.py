@@ -84,14 +84,14 @@ def _observe(data: bytes, records: bool) -> tuple[Result, str | None]:
 
 def _count_records(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     applied = [0]
-    original = PickleVM._tensor_record
+    original = pickle_vm.tensor_record
 
-    def counting(self: PickleVM, func: Any, pos: int, memo: list[Any], chunk_end: int) -> Any:
-        record = original(self, func, pos, memo, chunk_end)
+    def counting(vm: PickleVM, func: Any, pos: int, memo: list[Any], chunk_end: int) -> Any:
+        record = original(vm, func, pos, memo, chunk_end)
         applied[0] += record is not None
         return record
 
-    monkeypatch.setattr(PickleVM, "_tensor_record", counting)
+    monkeypatch.setattr(pickle_vm, "tensor_record", counting)
     return applied
 
 

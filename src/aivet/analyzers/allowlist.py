@@ -103,7 +103,7 @@ _CONDITIONAL = _names("""
     sklearn.neighbors._kd_tree.newObj sklearn.neighbors._ball_tree.newObj sklearn.metrics._dist_metrics.newObj
 """)
 # Calls whose result gets attributes set from the pickle's state, as a BUILD would: a later BUILD
-# or APPEND on it may call one of them (see PickleVM._build).
+# or APPEND on it may call one of them (see pickle_state.build).
 STATEFUL = _names("""
     torch._tensor._rebuild_from_type_v2 torch._tensor._rebuild_from_type torch._utils._rebuild_parameter_with_state
 """)

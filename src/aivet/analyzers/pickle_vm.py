@@ -18,7 +18,7 @@ Limits are checked per chunk of input rather than per opcode. Large pickles of p
 (:func:`aivet.formats.pickle_ops.inert_pickle_end`) proves there is nothing to find and that
 the stream is well formed (about 4x faster than emulation for protocols 4-5, 1.5x for 2-3);
 anything it declines is emulated as before. Checkpoints are mostly torch's tensor record, the
-same ~30 opcodes per tensor: once a regex has matched that shape, :meth:`PickleVM._tensor_record`
+same ~30 opcodes per tensor: once a regex has matched that shape, :func:`pickle_record.tensor_record`
 applies the record in one step with the same effects (about 1.6x faster on a checkpoint of
 thousands of tensors; tests/test_pickle_tensor_record.py holds the two paths to one result).
 """
@@ -26,13 +26,13 @@ thousands of tensors; tests/test_pickle_tensor_record.py holds the two paths to 
 from __future__ import annotations
 
 import codecs
-import re
 import struct
 import time
 from typing import Any
 
-from aivet.analyzers import allowlist
+from aivet.analyzers import allowlist, pickle_state
 from aivet.analyzers.allowlist import Classification
+from aivet.analyzers.pickle_record import decode_text, memo_put, tensor_record
 from aivet.analyzers.pickle_values import (
     Anomaly,
     Call,
@@ -60,21 +60,13 @@ _MAX_PERSISTENT_SAMPLES = 5
 # Streams at least this long are first tried as data-only pickles (a walk in C, see
 # pickle_ops.inert_pickle_end); below it the walk's one-off set-up costs more than emulating.
 INERT_MIN_BYTES = 1 << 20
+TENSOR_RECORDS = True  # torch's tensor record as one step (pickle_record); tests turn it off to compare
 
 _unpack_I = struct.Struct("<I").unpack_from
 _unpack_i = struct.Struct("<i").unpack_from
 _unpack_H = struct.Struct("<H").unpack_from
 _unpack_Q = struct.Struct("<Q").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
-
-
-def _text(data: Any, start: int, stop: int) -> str:
-    """Decode a pickle string as the loader does (UTF-8, lone surrogates allowed)."""
-    raw = data[start:stop]
-    try:
-        return raw.decode()  # type: ignore[no-any-return]
-    except UnicodeDecodeError:
-        return str(raw, "utf-8", "surrogatepass")
 
 
 _LIST = Opaque("list")
@@ -86,12 +78,6 @@ _BUFFER = Opaque("buffer")
 _DYNAMIC = Opaque("unresolved global")
 _FLOAT = Opaque("float")
 _DATA = Opaque("data")  # the value of a data-only pickle that was walked, not emulated
-# Opcodes that push one value and pop nothing (constants, memo fetches, GLOBAL), and memo stores.
-_PUSHES = frozenset(b"NKJM\x8a\x8bGFILSVUTCB\x8e\x8cX\x8d\x88\x89)]}\x8fhjgc")
-_MEMO_PUTS = frozenset(b"\x94qrp")
-# Allowlisted callables whose result is a mapping (usable as BUILD slot state).
-_MAPPINGS = frozenset({"builtins.dict", "collections.OrderedDict", "collections.defaultdict", "collections.Counter",
-                       "sklearn.utils._bunch.Bunch"})
 _KEEPS_DICT = (0x62, 0x92, 0x86)  # BUILD, NEWOBJ_EX, TUPLE2: a dict's items just before them are kept
 
 _IMPORTERS = frozenset({"builtins.__import__", "importlib.import_module", "importlib.__import__", "pydoc.locate",
@@ -101,78 +87,6 @@ _LOADERS = frozenset({"pickle.loads", "pickle.load", "pickle._loads", "dill.load
 # Callees whose arguments decide something (what the result names, or a pickle to emulate).
 _ARGUMENTS_MATTER = _IMPORTERS | _LOADERS | {"builtins.getattr", "functools.partial", "functools.partialmethod",
                                              "operator.attrgetter", "operator.itemgetter", "operator.methodcaller"}
-
-
-# ---------------------------------------------------------------------------------------------
-# A superinstruction for torch's tensor record
-# ---------------------------------------------------------------------------------------------
-# torch.save writes every tensor as the same ~30 opcodes:
-#   _rebuild_tensor_v2(persistent(('storage', FloatStorage, key, 'cpu', numel)), offset,
-#                      size, stride, requires_grad, OrderedDict())
-# After the first tensor its names and constant strings are memo fetches, so the record's
-# opcode *shape* repeats exactly, only arguments change. One regex match proves a record has
-# that shape (each alternative starts with a different opcode byte, so the match is the one
-# tokenisation the loop would read); the emulator then applies the record's effects in
-# stream order: the same memo stores and fetches, persistent id, calls and counts as opcode
-# by opcode, whatever the fetched values are. Any other shape is left to the loop.
-_R_GET = rb"(h.|j....)"
-_R_PUT = rb"(q.|r....|\x94)"
-_R_INT = rb"(?:K.|M..|J....|\x8a(?:\x01.|\x02..|\x03...|\x04....|\x05.{5}|\x06.{6}|\x07.{7}|\x08.{8}))"
-_R_SHAPE = (rb"(\)|" + _R_INT + rb"(?:\x85|" + _R_INT + rb"(?:\x86|" + _R_INT + rb"\x87))(?:q.|r....|\x94)"
-            rb"|\(" + _R_INT + rb"{0,64}t(?:q.|r....|\x94))")
-_RECORD_HEAD = re.compile(rb"\(\(" + _R_GET + _R_GET + rb"(X....|\x8c.)", re.S)
-_RECORD_TAIL = re.compile(_R_PUT + _R_GET + rb"(" + _R_INT + rb")t" + _R_PUT + rb"Q(" + _R_INT + rb")" + _R_SHAPE
-                          + _R_SHAPE + rb"([\x88\x89])" + _R_GET + rb"\)R" + _R_PUT + rb"t" + _R_PUT + rb"R"
-                          + _R_PUT, re.S)
-
-
-def _fetch(memo: list[Any], get: bytes) -> Any:
-    """BINGET / LONG_BINGET given the opcode and its argument."""
-    return memo[get[1] if get[0] == 0x68 else _unpack_I(get, 1)[0]]
-
-
-def _int_at(raw: bytes, i: int) -> tuple[int, int]:
-    """The BININT1 / BININT2 / BININT / LONG1 at ``raw[i]``, and the position after it."""
-    op = raw[i]
-    if op == 0x4B:
-        return raw[i + 1], i + 2
-    if op == 0x4D:
-        return raw[i + 1] | raw[i + 2] << 8, i + 3
-    if op == 0x4A:
-        return _unpack_i(raw, i + 1)[0], i + 5
-    n = raw[i + 1]
-    return int.from_bytes(raw[i + 2:i + 2 + n], "little", signed=True), i + 2 + n
-
-
-_INT_OPS = (0x4B, 0x4D, 0x4A, 0x8A)
-TENSOR_RECORDS = True  # tests turn the superinstruction off to compare it with the loop
-
-
-def _store(memo: list[Any], put: bytes, value: Any, match: re.Match[bytes], group: int) -> None:
-    """BINPUT / LONG_BINPUT / MEMOIZE given the opcode and its argument (``match.group(group)``)."""
-    op = put[0]
-    if op == 0x94:
-        memo.append(value)
-        return
-    idx = put[1] if op == 0x71 else _unpack_I(put, 1)[0]
-    if idx == len(memo):
-        memo.append(value)
-    else:
-        PickleVM._put(memo, idx, value, match.end(group))
-
-
-def _shape(memo: list[Any], raw: bytes, match: re.Match[bytes], group: int) -> tuple[int, ...]:
-    """A tuple of ints as the record writes it (EMPTY_TUPLE, TUPLE1-3 or MARK ... TUPLE), memoized."""
-    if raw == b")":
-        return ()
-    i = 1 if raw[0] == 0x28 else 0
-    items = []
-    while raw[i] in _INT_OPS:
-        value, i = _int_at(raw, i)
-        items.append(value)
-    shape = tuple(items)
-    _store(memo, raw[i + 1:], shape, match, group)  # the tuple opcode is raw[i]; its memo store follows
-    return shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,8 +119,8 @@ class PickleVM:
         self._verdicts: dict[tuple[Any, ...], tuple[Classification, str]] = {}  # conditional calls seen
         # Objects whose instance dict the pickle has filled (BUILD, or a call that sets state), by
         # id; the values keep them alive so that an id is never reused for another object.
-        self._built: dict[int, Any] = {}
-        self._dtype_states: dict[int, Any] = {}  # BUILD state of numpy.dtype calls, by id (kept alive above)
+        self.built: dict[int, Any] = {}
+        self.dtype_states: dict[int, Any] = {}  # BUILD state of numpy.dtype calls, by id (kept alive above)
 
     # -- recording ----------------------------------------------------------------------------
     def _off(self, pos: int) -> int:
@@ -282,7 +196,7 @@ class PickleVM:
                 self._conditional(use, eff_args, kwargs)  # every call: its verdicts are cached
                 result = Call(func, eff_args, kwargs, use.name, None)
                 if use.name in allowlist.STATEFUL:
-                    self._built[id(result)] = result
+                    self.built[id(result)] = result
                 return result
         callee = allowlist.normalize(name)
         use = self._use(callee, pos, op)
@@ -305,7 +219,7 @@ class PickleVM:
             self._nested(eff_args[0], pos, forced=True)
         result = Call(func, eff_args, kwargs, callee, target)
         if callee in allowlist.STATEFUL:
-            self._built[id(result)] = result  # its attributes come from the pickle, as after a BUILD
+            self.built[id(result)] = result  # its attributes come from the pickle, as after a BUILD
         return result
 
     def _conditional(self, use: Use, args: Any, kwargs: Any = None) -> None:
@@ -527,7 +441,7 @@ class PickleVM:
                             nxt = data[pos]
                             if nxt == 0x28:
                                 if data[pos + 1] == 0x28 and records and len(metastack) + 2 <= max_depth:
-                                    record = self._tensor_record(stack[-1], pos, memo, chunk_end)
+                                    record = tensor_record(self, stack[-1], pos, memo, chunk_end)
                                     if record is not None:
                                         stack[-1], pos = record
                             elif nxt == 0x4A:
@@ -544,7 +458,7 @@ class PickleVM:
                                     append = stack.append
                                     pos += 1
                                     if stack[-1] is not DICT:  # IndexError: nothing under the mark
-                                        self._fill(stack[-1], 0x75, pos - 1)
+                                        pickle_state.fill(self, stack[-1], 0x75, pos - 1)
                     elif op == 0x4B:  # BININT1
                         append(data[pos])
                         pos += 1
@@ -558,12 +472,12 @@ class PickleVM:
                         if idx == len(memo):
                             memo.append(stack[-1])
                         else:
-                            self._put(memo, idx, stack[-1], pos)
+                            memo_put(memo, idx, stack[-1], pos)
                     elif op == 0x52:  # REDUCE
                         args = stack.pop()
                         stack[-1] = self.call(stack[-1], args, None, pos - 1, op)
                     elif op == 0x51:  # BINPERSID
-                        stack[-1] = self._persistent(stack[-1], pos - 1)
+                        stack[-1] = self.persistent(stack[-1], pos - 1)
                     elif op == 0x4A:  # BININT
                         append(_unpack_i(data, pos)[0])
                         pos += 4
@@ -601,7 +515,7 @@ class PickleVM:
                         try:
                             v = data[pos - n:pos].decode()
                         except UnicodeDecodeError:
-                            v = _text(data, pos - n, pos)
+                            v = decode_text(data, pos - n, pos)
                         append(v)
                         if pos < end:
                             nxt = data[pos]
@@ -627,7 +541,7 @@ class PickleVM:
                             append = stack.append
                             pos += 1
                             if stack[-1] is not LIST:  # IndexError: nothing under the mark
-                                self._fill(stack[-1], 0x65, pos - 1)
+                                pickle_state.fill(self, stack[-1], 0x65, pos - 1)
                     elif op == 0x75 or op == 0x65 or op == 0x90:  # SETITEMS, APPENDS, ADDITEMS
                         items = stack
                         stack = metastack.pop()
@@ -643,7 +557,7 @@ class PickleVM:
                                 if nxt in _KEEPS_DICT:
                                     stack[-1] = DictVal(items, type(items) is _FreshList, pos)
                         elif target is not LIST and target is not SET:
-                            self._fill(target, op, pos - 1)
+                            pickle_state.fill(self, target, op, pos - 1)
                     elif op == 0x4E:  # NONE
                         append(None)
                         if pos + 1 < end and data[pos] == 0x75 and data[pos + 1] not in (0x62, 0x92, 0x86):
@@ -651,7 +565,7 @@ class PickleVM:
                             append = stack.append
                             pos += 1
                             if stack[-1] is not DICT:  # IndexError: nothing under the mark
-                                self._fill(stack[-1], 0x75, pos - 1)
+                                pickle_state.fill(self, stack[-1], 0x75, pos - 1)
                     elif op == 0x58 or op == 0x8D:  # BINUNICODE, BINUNICODE8
                         if op == 0x58:
                             n = _unpack_I(data, pos)[0]
@@ -665,7 +579,7 @@ class PickleVM:
                         try:
                             v = data[pos - n:pos].decode()
                         except UnicodeDecodeError:
-                            v = _text(data, pos - n, pos)
+                            v = decode_text(data, pos - n, pos)
                         append(v)
                         if pos + 5 < end and data[pos] == 0x72 and _unpack_I(data, pos + 1)[0] == len(memo):
                             memo.append(v)  # fused LONG_BINPUT (protocol 2/3 memoize every string)
@@ -676,7 +590,7 @@ class PickleVM:
                         append(memo[idx])  # IndexError: never stored
                         if pos + 1 < end and data[pos] == 0x28 and data[pos + 1] == 0x28 and records \
                                 and len(metastack) + 2 <= max_depth:
-                            record = self._tensor_record(stack[-1], pos, memo, chunk_end)
+                            record = tensor_record(self, stack[-1], pos, memo, chunk_end)
                             if record is not None:
                                 stack[-1], pos = record
                     elif op == 0x85:  # TUPLE1
@@ -701,14 +615,14 @@ class PickleVM:
                         target = stack[-3]
                         if target is DICT:
                             if pos < end and data[pos] in _KEEPS_DICT:  # a one-item dict, as picklers write it
-                                stack[-3] = DictVal(stack[-2:], self._one_item(last_container, pos - 1), pos)
+                                stack[-3] = DictVal(stack[-2:], pickle_state.one_item(self, last_container, pos - 1), pos)
                         else:
-                            self._fill(target, op, pos - 1)
+                            pickle_state.fill(self, target, op, pos - 1)
                         del stack[-2:]
                     elif op == 0x61:  # APPEND
                         stack.pop()
                         if stack[-1] is not LIST:  # IndexError: nothing to append to
-                            self._fill(stack[-1], op, pos - 1)
+                            pickle_state.fill(self, stack[-1], op, pos - 1)
                     elif op == 0x4D:  # BININT2
                         append(_unpack_H(data, pos)[0])
                         pos += 2
@@ -796,9 +710,9 @@ class PickleVM:
                         append(self.call(items[0], tuple(items[1:_MAX_TUPLE]), None, pos - 1, op))
                     elif op == 0x62:  # BUILD
                         state = stack.pop()
-                        self._build(stack[-1], state, pos - 1)
-                        if self._joblib_wrapper:
-                            pos = self._skip_joblib_array(pos)
+                        pickle_state.build(self, stack[-1], state, pos - 1)
+                        if self.joblib_wrapper:
+                            pos = pickle_state.skip_joblib_array(self, pos)
                     elif op == 0x2E:  # STOP
                         return stack.pop(), pos  # CPython ignores anything left under the result
                     elif op == 0x30:  # POP
@@ -828,7 +742,7 @@ class PickleVM:
                         if idx < 0:
                             raise FormatError("negative memo index", pos)
                         if op == 0x70:
-                            self._put(memo, idx, stack[-1], pos)
+                            memo_put(memo, idx, stack[-1], pos)
                         else:
                             v = memo[idx]
                             append(v)
@@ -851,7 +765,7 @@ class PickleVM:
                         append(line.decode("raw-unicode-escape"))
                     elif op == 0x50:  # PERSID
                         line, pos = self._line(pos)
-                        append(self._persistent(line.decode("ascii", "replace"), pos))
+                        append(self.persistent(line.decode("ascii", "replace"), pos))
                     elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
                         if op == 0x82:
                             code = data[pos]
@@ -882,29 +796,9 @@ class PickleVM:
             if pos > end:
                 raise FormatError("opcode argument runs past the end", pos)
 
-    # -- helpers for rarer opcodes ---------------------------------------------------------------
-    _joblib_pending: Any = None  # the state of the NumpyArrayWrapper just built, if it can be trusted
-    _joblib_wrapper = False  # a NumpyArrayWrapper was just built: its array bytes follow
-
-    def _next_to(self, at: int, build: int, *, tuple2: bool = False) -> bool:
-        """True if the dict filled just before ``at`` reaches the BUILD at ``build`` directly: only a
-        FRAME, or (``tuple2``) TUPLE2 and a memo store of the tuple, in between."""
-        data = self.data
-        if at < 0 or build < at or build - at > 16:
-            return False
-        if tuple2:
-            if data[at] != 0x86:
-                return False
-            at += 1
-            if at < build and data[at] == 0x94:
-                at += 1
-            elif at + 1 < build and data[at] == 0x71:
-                at += 2
-            elif at + 4 < build and data[at] == 0x72:
-                at += 5
-        if at + 9 <= build and data[at] == 0x95:
-            at += 9
-        return at == build
+    # -- helpers for rarer opcodes (BUILD and container fills: pickle_state) ----------------------
+    joblib_pending: Any = None  # the state of the NumpyArrayWrapper just built, if it can be trusted
+    joblib_wrapper = False  # a NumpyArrayWrapper was just built: its array bytes follow (pickle_state)
 
     def _count_exactly(self, start: int, pos: int) -> None:
         """Bytes read over-count opcodes; once that bound passes the limit, count the real ones."""
@@ -936,18 +830,6 @@ class PickleVM:
             line = line[:-1]
         return line, pos + nl + 1
 
-    @staticmethod
-    def _put(memo: list[Any], idx: int, value: Any, pos: int) -> None:
-        """Store at a memo index. Picklers number the memo densely; a gap would make our
-        indices diverge from the loader's (it numbers MEMOIZE by entry count), so fail closed."""
-        if idx == len(memo):
-            memo.append(value)
-        elif idx < len(memo):
-            memo[idx] = value
-        else:
-            raise FormatError(f"memo index {idx} skips ahead of {len(memo)} entries (not written by a pickler)",
-                              pos)
-
     def _global(self, module: Any, name: Any, pos: int, op: int) -> Any:
         if type(module) is not str or type(name) is not str:
             self.anomaly("unresolved", f"{opname(op)} with a name computed at load time: "
@@ -964,53 +846,7 @@ class PickleVM:
         g.use = use
         return g
 
-    def _tensor_record(self, func: Any, pos: int, memo: list[Any], chunk_end: int) -> tuple[Any, int] | None:
-        """Apply a torch tensor record that starts at ``pos`` (its two MARKs) in one step.
-
-        ``func`` is the callable already on the stack. Returns the record's value and the
-        position after it, or ``None`` when the bytes there do not have the record's shape.
-        Bytes past ``chunk_end`` (where the loop's opcode count stops) are counted here.
-        """
-        data = self.data
-        end = self.end
-        head = _RECORD_HEAD.match(data, pos, end)
-        if head is None:
-            return None
-        key_op = head.group(3)
-        k0 = head.end()
-        k1 = k0 + (_unpack_I(key_op, 1)[0] if key_op[0] == 0x58 else key_op[1])
-        tail = _RECORD_TAIL.match(data, k1, end) if k1 <= end else None
-        if tail is None:
-            return None
-        put, loc, numel, put_pid, offset, size, stride, grad, od, put_od, put_args, put_result = tail.groups()
-        storage = _fetch(memo, head.group(1))
-        storage_cls = _fetch(memo, head.group(2))
-        try:
-            key = data[k0:k1].decode()
-        except UnicodeDecodeError:
-            key = _text(data, k0, k1)
-        _store(memo, put, key, tail, 1)
-        pid = (storage, storage_cls, key, _fetch(memo, loc), _int_at(numel, 0)[0])
-        _store(memo, put_pid, pid, tail, 4)
-        at = tail.end(4)  # the BINPERSID
-        persistent = self._persistent(pid, at)
-        storage_offset = _int_at(offset, 0)[0]
-        sizes = _shape(memo, size, tail, 6)
-        strides = _shape(memo, stride, tail, 7)
-        at = tail.start(10) - 1  # the first REDUCE
-        dict_call = self.call(_fetch(memo, od), (), None, at, 0x52)
-        _store(memo, put_od, dict_call, tail, 10)
-        args = (persistent, storage_offset, sizes, strides, grad == b"\x88", dict_call)
-        _store(memo, put_args, args, tail, 11)
-        at = tail.start(12) - 1  # the second REDUCE
-        value = self.call(func, args, None, at, 0x52)
-        _store(memo, put_result, value, tail, 12)
-        after = tail.end()
-        if after > chunk_end:
-            self.ops += after - chunk_end
-        return value, after
-
-    def _persistent(self, pid: Any, pos: int) -> Persistent:
+    def persistent(self, pid: Any, pos: int) -> Persistent:
         res = self.result
         res.persistent_count += 1
         if len(res.persistent_ids) < _MAX_PERSISTENT_SAMPLES:
@@ -1021,196 +857,3 @@ class PickleVM:
                     v.use.passed_to = "persistent_load"
         return Persistent(pid)
 
-    def _build(self, obj: Any, state: Any, pos: int) -> None:
-        if type(state) is Global:
-            self.anomaly("build", f"BUILD state is the global {state.full}", pos, state=state.full)
-        if type(obj) is Global:
-            self.anomaly("build", f"BUILD sets attributes on the global {obj.full} itself", pos, target=obj.full)
-            return
-        if type(obj) is Persistent:
-            self._check_state(obj, state, pos)  # a storage the loader supplies: never BUILT by torch
-            return
-        if type(obj) is not Call:
-            return
-        self._check_state(obj, state, pos)
-        if obj.callee is None:
-            return
-        cls = obj.callee
-        if cls in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__") \
-                and type(obj.args) is tuple and obj.args:
-            cls = symbol(obj.args[0]) or cls
-        use = self.result.uses.get(cls)
-        if use is not None:
-            use.setstate = True
-        if cls == "joblib.numpy_pickle.NumpyArrayWrapper":
-            whole = type(state) is DictVal and state.fresh and self._next_to(state.at, pos)
-            self._joblib_pending = state if whole else None
-            self._joblib_wrapper = True
-        elif cls == "numpy.dtype":
-            self._dtype_states[id(obj)] = state  # sets a flexible dtype's itemsize and object flag
-        elif cls in _JOBLIB_SIDE_FILES:
-            # joblib <= 0.9 kept arrays in side files, which it opens with numpy's pickle-enabled load.
-            whole = type(state) is DictVal and state.fresh and self._next_to(state.at, pos)
-            filename = state.get("filename") if whole else None
-            if type(filename) is not str or not filename or filename.startswith((".", "~")) \
-                    or any(c in filename for c in "/\\:\x00"):
-                self.anomaly("build", f"{cls} loads the file {render(filename)} with numpy's pickle-enabled load: "
-                             "a path outside the model's directory, or one that cannot be read", pos,
-                             target=cls, filename=render(filename))
-
-    def _check_state(self, obj: Call | Persistent, state: Any, pos: int) -> None:
-        """What a BUILD's state can make the loader call later.
-
-        The loader looks ``__setstate__`` up on the *instance*, and APPEND / ADDITEMS look up
-        ``extend`` / ``append`` / ``add`` there too: once a BUILD has filled the instance dict,
-        a second BUILD or an APPEND can call any value it put there. Slot state is applied with
-        ``setattr``, so ``__class__`` swaps the object's class (its methods then run wherever the
-        object is hashed or passed). Pickles written by a pickler BUILD each object once, after
-        its items, with ordinary slot names.
-        """
-        name = _class_of(obj)
-        if id(obj) in self._built:
-            self.anomaly("build", f"second BUILD on the same {name} object: the state an earlier BUILD put in "
-                         "its instance dict can run as __setstate__", pos, target=name)
-        self._built[id(obj)] = obj
-        if type(state) is tuple and len(state) == 2:
-            slots = state[1]
-            if type(slots) is DictVal and not (slots.fresh and self._next_to(slots.at, pos, tuple2=True)):
-                slots = _DICT  # filled in pieces, or aliased through the memo: what it holds is unknown
-            if type(slots) is DictVal:
-                odd = [k for k in slots.items[::2] if type(k) is not str or k.startswith("__")]
-                if odd:
-                    self.anomaly("build", f"BUILD slot state sets {render(odd[0])} on {name} with setattr "
-                                 "(swaps its class or internals)", pos, target=name, attribute=render(odd[0]))
-            elif type(slots) is Opaque or type(slots) is Call and slots.callee in _MAPPINGS:
-                self.anomaly("build", f"BUILD slot state {render(slots)} on {name} cannot be read; setattr of "
-                             "its items may swap the object's class", pos, target=name)
-
-    def _one_item(self, start: int, setitem: int) -> bool:
-        """True if the opcodes from ``start`` (right after an EMPTY_DICT and its memo store) to the
-        SETITEM at ``setitem`` are one key and one value (memo stores allowed): the SETITEM filled a
-        fresh dict."""
-        if start < 0 or setitem - start > 4096:
-            return False
-        pushes = 0
-        try:
-            for _, code, _ in iter_ops(self.data, start, setitem + 1, stop_at_stop=False):
-                if code == 0x73:
-                    return pushes == 2
-                elif code not in _MEMO_PUTS:
-                    if code not in _PUSHES:
-                        return False
-                    pushes += 1
-        except FormatError:
-            return False
-        return False
-
-    def _fill(self, target: Any, op: int, pos: int) -> None:
-        """SETITEM(S), APPEND(S) or ADDITEMS on something that is not a fresh list, dict or set."""
-        t = type(target)
-        what = opname(op)
-        if t is Global:
-            self.anomaly("build", f"{what} on the global {target.full} changes the loading process's state",
-                         pos, target=target.full, opcode=what)
-        elif (t is Call or t is Persistent) and op not in (0x73, 0x75):
-            # Not a list or set: the loader calls the object's extend / append / add, which an
-            # instance dict filled by BUILD, or a dict subclass's __getattr__ (sklearn's Bunch
-            # returns items as attributes), can supply.
-            name = _class_of(target)
-            if name not in _APPENDABLE:
-                self.anomaly("build", f"{what} on a {name} object calls its extend / append / add, which the "
-                             "pickle's own state can supply", pos, target=name, opcode=what)
-
-    def _skip_joblib_array(self, pos: int) -> int:
-        """joblib writes the array's raw bytes right after the wrapper's BUILD; skip them."""
-        state = self._joblib_pending
-        self._joblib_pending = None
-        self._joblib_wrapper = False
-        self.result.joblib_arrays += 1
-        if type(state) is not DictVal:
-            # Not one dict filled at once right before the BUILD, as joblib writes it: the state
-            # may hold more than the emulator saw (a key set earlier, or through a memo alias).
-            raise FormatError("joblib array wrapper without a readable state", pos)
-        shape = state.get("shape")
-        dtype = state.get("dtype")
-        align = state.get("numpy_array_alignment_bytes")
-        if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
-            raise FormatError("joblib array shape cannot be determined", pos)
-        dtype_state = self._dtype_states.get(id(dtype), _NO_STATE) if type(dtype) is Call else _NO_STATE
-        itemsize, has_object = _dtype_itemsize(dtype, dtype_state)
-        if has_object:
-            # Object arrays are a nested pickle (protocol 5) right here in the stream.
-            inner = PickleVM(self.data, self.limits, ecosystem=self.ecosystem, nesting=self.nesting,
-                             result=self.result, origin=self.origin, deadline=self.deadline, end=self.end)
-            _, after = inner.run_one(pos)
-            self.ops += inner.ops
-            return after
-        if itemsize is None:
-            raise FormatError("joblib array dtype cannot be determined", pos)
-        count = 1
-        for d in shape:
-            count *= d
-        if align is not None:  # joblib reads the padding byte for any value but None
-            if pos >= self.end:
-                raise FormatError("joblib array padding missing", pos)
-            pos += 1 + self.data[pos]
-        nbytes = count * itemsize
-        if nbytes > self.end - pos:
-            raise FormatError(f"joblib array of {nbytes} bytes runs past the end", pos)
-        return pos + nbytes
-
-
-_DTYPE_SIZES = {"b": 1, "B": 1, "?": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8,
-                "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32}
-
-
-_NO_STATE = Opaque("no state")
-# Allowlisted classes whose instances are real lists, sets or deques: APPEND(S) / ADDITEMS on them
-# call the type's own methods.
-_APPENDABLE = frozenset({"builtins.list", "builtins.set", "collections.deque"})
-
-
-def _class_of(obj: Call | Persistent) -> str:
-    """The class (or callee) that made ``obj``, seen through copyreg's reconstructors."""
-    if not isinstance(obj, Call):
-        return "persistent"
-    cls = obj.callee
-    if cls in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__") \
-            and type(obj.args) is tuple and obj.args:
-        arg = symbol(obj.args[0])
-        cls = allowlist.normalize(arg) if arg else cls
-    return cls or render(obj.func)
-
-
-_JOBLIB_SIDE_FILES = frozenset({"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"})
-
-
-def _dtype_itemsize(dtype: Any, state: Any = _NO_STATE) -> tuple[int | None, bool]:
-    """Item size and object flag of a symbolic ``numpy.dtype('f8', ...)`` call as numpy ends up with
-    it after the BUILD ``state``; (None, False) if unknown.
-
-    numpy's dtype __setstate__ takes a flexible dtype's (V, S, U) item size from the state's elsize,
-    and the object flag of V, S, U and datetime dtypes from its flags: joblib then reads that many
-    bytes, or a nested pickle, so the emulator must skip exactly the same.
-    """
-    if type(dtype) is not Call or dtype.callee not in ("numpy.dtype",) or type(dtype.args) is not tuple \
-            or not dtype.args or type(dtype.args[0]) is not str:
-        return None, False
-    code = dtype.args[0].lstrip("<>|=")
-    if code.startswith("O"):
-        return None, True
-    if state is not _NO_STATE:
-        if type(state) is not tuple or len(state) < 8 or type(state[5]) is not int or type(state[7]) is not int:
-            return None, False
-        kind = code[:1]
-        if kind in ("V", "S", "a", "U", "M", "m") and state[7] & 1:
-            return None, True
-        if kind in ("V", "S", "a", "U"):
-            return (state[5], False) if state[5] >= 0 else (None, False)
-    if code[:1] in ("V", "S", "a", "U") and code[1:].isdigit():
-        return int(code[1:]) * (4 if code[0] == "U" else 1), False
-    if code[:1] in "iufcbm M".replace(" ", "") and code[1:].isdigit():
-        return int(code[1:]), False
-    if code in _DTYPE_SIZES:
-        return _DTYPE_SIZES[code], False
-    return None, False
