@@ -9,6 +9,9 @@ process in the same run (wall time and peak RSS from wait4), so start-up counts:
   2. a ~15 MB pickle of many small objects
   3. a ~10 GB directory of safetensors shards (sparse files: only headers are real)
 
+On the checkpoints it also times bench/floor_scan.py ("python floor"): the interpreter, zipfile
+and json, and reading the pickles, with no analysis. It bounds what any Python scanner can reach.
+
 Usage:  .venv/bin/python bench/bench_scan.py [--repeat N] [--only NAME] [--markdown FILE]
 Peers are looked up on PATH and in .venv/bin; a missing peer is reported, not fatal.
 """
@@ -125,12 +128,15 @@ def commands(target: Path) -> dict[str, list[str] | None]:
         return [found, *args] if found else None
 
     is_pickle = target.suffix == ".pkl"
+    floor = [sys.executable, str(HERE / "floor_scan.py"), str(target)] if target.suffix == ".pt" else None
     return {
         "aivet": cmd("aivet", "scan", "--no-progress", "--format", "json", "--output", os.devnull, str(target)),
         "picklescan": cmd("picklescan", "-p", str(target)),
         "modelscan": cmd("modelscan", "-p", str(target)),
         "fickling": cmd("fickling", "--check-safety", str(target)) if is_pickle else None,
         "modelaudit": cmd("modelaudit", "scan", str(target)),
+        # Not a peer: interpreter start, zipfile and json, and reading the pickles (floor_scan.py).
+        "python floor": floor,
     }
 
 
