@@ -21,6 +21,7 @@ AREAS = (
     "safetensors_files",
     "templates",
     "repo_files",
+    "loader_configs",
 )
 
 

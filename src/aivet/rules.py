@@ -158,6 +158,7 @@ RULE_MODULES = (
     "aivet.analyzers.pycode",
     "aivet.analyzers.native",
     "aivet.analyzers.config",
+    "aivet.analyzers.config_libraries",
     "aivet.analyzers.template",
     "aivet.analyzers.secrets",
     "aivet.provenance.verify",

@@ -3,7 +3,11 @@
 Configs decide what code a loader runs. ``auto_map`` names the Python classes
 ``trust_remote_code=True`` imports, and may point into *another* repository
 (``"org/repo--modeling_x.Model"``) whose code nobody reviewed with this one.
-``custom_pipelines`` does the same for ``pipeline()``. Tokenizer configs carry
+``custom_pipelines`` does the same for ``pipeline()``, and the ``image_processor`` /
+``feature_extractor`` / ``video_processor`` objects nested in a processor config carry
+their own ``auto_map`` (transformers reads the nested object as that processor's config).
+The configs of sentence-transformers, diffusers and PEFT are checked by
+:mod:`aivet.analyzers.config_libraries`. Tokenizer configs carry
 the Jinja ``chat_template`` that renders every prompt (handed to
 :mod:`aivet.analyzers.template`). The parse is strict and bounded: duplicate keys
 are reported because parsers disagree about which value wins (a scanner may
@@ -34,15 +38,18 @@ _ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS)
 
 REMOTE_CODE = Rule(
     "CONFIG-REMOTE-CODE", "Model needs trust_remote_code",
-    "auto_map or custom_pipelines name Python modules shipped in the repository; loading the model runs "
-    "them (transformers asks for trust_remote_code=True). The modules are analysed separately; this "
-    "finding records that the model executes repository code at all.",
+    "auto_map or custom_pipelines (or a sentence-transformers modules.json type, a diffusers "
+    "model_index.json component or custom pipeline) name Python modules shipped in the repository; loading "
+    "the model runs them (transformers and diffusers ask for trust_remote_code=True; sentence-transformers "
+    "does not when the model is a local directory). The modules are analysed separately; this finding "
+    "records that the model executes repository code at all.",
     Severity.LOW, _ATLAS, ("CWE-829",))
 REMOTE_CODE_EXTERNAL = Rule(
     "CONFIG-REMOTE-CODE-EXTERNAL", "Remote code from another repository",
-    "An auto_map or custom_pipelines entry of the form 'org/repo--module.Class' makes transformers "
-    "download and execute code from a different repository, which a review of this one does not cover "
-    "and which can change at any time.",
+    "An auto_map, custom_pipelines or modules.json entry of the form 'org/repo--module.Class' (or a "
+    "diffusers _class_name naming another repository or a community pipeline) makes the loader download "
+    "and execute code from a different repository, which a review of this one does not cover and which "
+    "can change at any time. A community pipeline, from diffusers' own mirror, is medium.",
     Severity.HIGH, _ATLAS, ("CWE-829", "CWE-494"))
 AUTO_MAP_MISSING = Rule(
     "CONFIG-AUTO-MAP-MISSING", "auto_map names a module that is not in the repository",
@@ -98,6 +105,9 @@ _WALK_LIMIT = 200_000  # values visited looking for trust_remote_code (tokenizer
 # Limits.max_json_cost bounds the memory a JSON file may take to parse, estimated by
 # aivet.formats.safetensors.json_cost: 64 MiB of "{}," would take 4 GiB; the largest real
 # tokenizer.json files (a 262k vocabulary with half a million merges) estimate near 220 MiB.
+# Processor sub-configs that transformers reads as a whole config, auto_map included
+# (get_image_processor_dict: ``image_processor_dict.get("image_processor", image_processor_dict)``).
+_NESTED_PROCESSORS = ("image_processor", "feature_extractor", "video_processor")
 _SECURITY_KEYS = frozenset({"auto_map", "chat_template", "custom_pipelines", "trust_remote_code", "quant_method",
                             "tokenizer_class", "_name_or_path"})
 
@@ -170,12 +180,18 @@ def analyze(source: Source, ctx: Context) -> Outcome:
         templates = _check_config(data, source, ctx)
     else:
         templates = ArtifactStatus.ANALYZED
+    # Imported here: config_libraries imports this module's rules.
+    from aivet.analyzers.config_libraries import check_library_config
+
+    libraries_complete = name == "tokenizer.json" or check_library_config(data, source, ctx)
     if name != "tokenizer.json":  # its millions of vocabulary entries hold no settings
         _trust_flags(data, source, ctx)
     if secrets_stopped:
         return Outcome(fmt, ArtifactStatus.PARTIAL, "secret search stopped early")
     if templates is not ArtifactStatus.ANALYZED:  # a template past its budget, or one not analysed
         return Outcome(fmt, ArtifactStatus.PARTIAL, "a chat template was not fully analysed")
+    if not libraries_complete:
+        return Outcome(fmt, ArtifactStatus.PARTIAL, "too many findings to report")
     return Outcome(fmt)
 
 
@@ -220,17 +236,10 @@ def _lines(text: str) -> Iterator[str]:
 
 def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> ArtifactStatus:
     """Check the settings of a config; return the status of its chat templates (ANALYZED when none)."""
-    auto_map = data.get("auto_map")
-    refs: list[tuple[str, str]] = []  # (pointer, reference)
-    if isinstance(auto_map, dict):
-        for key, value in auto_map.items():
-            values = value if isinstance(value, list) else [value]
-            for i, v in enumerate(values[:16]):
-                if isinstance(v, str):
-                    refs.append((f"/auto_map/{_esc(key)}" + (f"/{i}" if isinstance(value, list) else ""), v))
-    elif auto_map is not None:
-        ctx.add(AUTO_MAP_INVALID.finding(ctx.location(source, pointer="/auto_map"),
-                                         f"auto_map is a {type(auto_map).__name__}, not an object"))
+    refs = _auto_map_refs(data.get("auto_map"), "", source, ctx)  # (pointer, reference)
+    for nested in _NESTED_PROCESSORS:
+        if isinstance(data.get(nested), dict):
+            refs += _auto_map_refs(data[nested].get("auto_map"), f"/{nested}", source, ctx)
     pipelines = data.get("custom_pipelines")
     if isinstance(pipelines, dict):
         for task, spec in list(pipelines.items())[:64]:
@@ -254,6 +263,21 @@ def _check_config(data: dict[str, Any], source: Source, ctx: Context) -> Artifac
     if "chat_template" in data:
         return _chat_templates(data["chat_template"], source, ctx)
     return ArtifactStatus.ANALYZED
+
+
+def _auto_map_refs(auto_map: Any, base: str, source: Source, ctx: Context) -> list[tuple[str, str]]:
+    """(pointer, reference) for each class reference of an ``auto_map`` object found at ``base``."""
+    refs: list[tuple[str, str]] = []
+    if isinstance(auto_map, dict):
+        for key, value in auto_map.items():
+            values = value if isinstance(value, list) else [value]
+            for i, v in enumerate(values[:16]):
+                if isinstance(v, str):
+                    refs.append((f"{base}/auto_map/{_esc(key)}" + (f"/{i}" if isinstance(value, list) else ""), v))
+    elif auto_map is not None:
+        ctx.add(AUTO_MAP_INVALID.finding(ctx.location(source, pointer=f"{base}/auto_map"),
+                                         f"auto_map is a {type(auto_map).__name__}, not an object"))
+    return refs
 
 
 def _check_refs(refs: list[tuple[str, str]], source: Source, ctx: Context) -> None:
@@ -281,7 +305,9 @@ def _check_refs(refs: list[tuple[str, str]], source: Source, ctx: Context) -> No
                                              module=module, expected_file=module_file))
     if local_modules:
         modules = sorted(set(local_modules))
-        ctx.add(REMOTE_CODE.finding(ctx.location(source, pointer="/" + refs[0][0].split("/")[1]),
+        first = refs[0][0]  # the object holding the references: /auto_map, /image_processor/auto_map...
+        container = first[:first.index("/auto_map/") + 9] if "/auto_map/" in first else "/" + first.split("/")[1]
+        ctx.add(REMOTE_CODE.finding(ctx.location(source, pointer=container),
                                     f"loading runs repository code: {', '.join(modules[:8])}", modules=modules[:32]))
 
 
@@ -290,11 +316,18 @@ def _check_references(data: dict[str, Any], source: Source, ctx: Context) -> Non
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
             continue
-        # A hub id or a relative path is expected; a path that leaves the repository or a URL is odd.
-        odd = escapes_syntactically(value) or value.startswith(("http://", "https://", "file:"))
         ctx.add(EXTERNAL_REFERENCE.finding(
             ctx.location(source, pointer=f"/{key}"), f"{key} is {value[:120]!r}",
-            severity=Severity.LOW if odd else None, key=key, value=value[:200]))
+            severity=reference_severity(value), key=key, value=value[:200]))
+
+
+def reference_severity(value: str) -> Severity | None:
+    """LOW for a model reference that leaves the repository's world (a URL, a path outside it), else default.
+
+    A hub id or a relative path is expected; a path that leaves the repository or a URL is odd.
+    """
+    odd = escapes_syntactically(value) or value.startswith(("http://", "https://", "file:"))
+    return Severity.LOW if odd else None
 
 
 def _chat_templates(value: Any, source: Source, ctx: Context) -> ArtifactStatus:
@@ -369,6 +402,9 @@ def _walk(data: Any) -> Iterator[tuple[str, Any]]:
             stack.extend((f"{pointer}/{i}", v) for i, v in enumerate(value) if isinstance(v, (dict, list)))
 
 
-def _esc(key: str) -> str:
+def pointer_token(key: str) -> str:
     """Escape one JSON pointer token (RFC 6901)."""
     return key.replace("~", "~0").replace("/", "~1")
+
+
+_esc = pointer_token
