@@ -21,6 +21,7 @@ AREAS = (
     "safetensors_files",
     "templates",
     "repo_files",
+    "python_files",
     "loader_configs",
 )
 

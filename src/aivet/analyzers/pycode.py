@@ -14,9 +14,15 @@ are one severity level higher than the same call inside a function.
 
 Ordinary ``transformers``-style modeling code (torch, math, logging,
 ``os.path.join``, warnings, typing) must stay silent at MEDIUM and above.
-Name resolution, constant folding and the bounded decoders live in
-:mod:`aivet.analyzers.pyfold`; what call names and paths mean (the tables the
-checks consult) in :mod:`aivet.analyzers.pycode_calls`.
+
+The pieces: name resolution and constant folding in :mod:`aivet.analyzers.pyfold`
+(bounded decoders in :mod:`~aivet.analyzers.pycode_decode`); what call names and paths
+mean in :mod:`~aivet.analyzers.pycode_calls`; the ``CODE-*`` rules in
+:mod:`~aivet.analyzers.pycode_rules`; which function bodies run on import (callbacks,
+metaclasses, ``__init_subclass__``) in :mod:`~aivet.analyzers.pycode_import_time`;
+tampering (references to dangerous callables, environment hijacking, monkeypatching,
+hooks, introspection) in :mod:`~aivet.analyzers.pycode_tamper`; and parsing that fails
+closed on syntax this interpreter lacks in :mod:`~aivet.analyzers.pycode_recover`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from __future__ import annotations
 import ast
 import io
 import time
-import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,128 +40,79 @@ from aivet.analyzers.pycode_calls import (
     BASE64_BLOB,
     BLOB_MIN,
     CREDENTIAL_CALLS,
+    CREDENTIAL_CONSTANTS,
     CREDENTIAL_PATHS,
     DESERIALIZE_CALLS,
     EXEC_CALLS,
+    FILE_LOADERS,
     HEX_BLOB,
     HUB_DOWNLOADS,
     IMPORT_CALLS,
+    INTROSPECTION_ATTRS,
+    LOADER_METHODS,
+    MKDIR_CALLS,
     NATIVE_PREFIXES,
     NETWORK_BENIGN,
     PERSISTENCE_PATHS,
     PROCESS_CALLS,
     PROCESS_PREFIXES,
     REMOTE_LOADERS,
-    SAFE_ENCODINGS,
     SECRET_ENV_NAME,
     WRITE_CALLS,
+    WRITE_SECOND_ARG,
+    is_local_lookup,
     is_main_guard,
     is_network_module,
     is_pip_install,
+    is_safe_yaml,
     kw_is,
+    names_in,
     outside_repo,
+    path_hint,
     short_repr,
+    trusts_remote_code,
 )
-from aivet.analyzers.pyfold import (
-    FoldBudget,
-    Resolver,
-    decode_blob,
-    keyword_arg,
-    looks_like_python,
-    slow_codec,
-    token_estimate,
+from aivet.analyzers.pycode_decode import decode_blob, looks_like_python, token_estimate
+from aivet.analyzers.pycode_import_time import functions_run_at_import
+from aivet.analyzers.pycode_recover import decode_source, parse_recovering, report_syntax, risky_words
+from aivet.analyzers.pycode_rules import (
+    CREDENTIAL_ACCESS,
+    DESERIALIZATION,
+    DYNAMIC_IMPORT,
+    EXEC,
+    EXFILTRATION,
+    HUB_DOWNLOAD,
+    NATIVE,
+    NESTED_REMOTE_CODE,
+    NETWORK,
+    OBFUSCATED_EXEC,
+    OBFUSCATION,
+    PERSISTENCE,
+    PIP_INSTALL,
+    PROCESS,
+    SECRET_ENV,
+    SYNTAX_ERROR,
+    UNSAFE_TORCH_LOAD,
+    WRITE_OUTSIDE,
 )
+from aivet.analyzers.pycode_rules import RULES as CODE_RULES
+from aivet.analyzers.pycode_tamper import TamperChecks, dangerous_reference
+from aivet.analyzers.pyfold import FoldBudget, Folded, Resolver, keyword_arg
 from aivet.analyzers.secrets import redact_text, scan_text
 from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
-from aivet.rules import (
-    ATLAS_EVADE,
-    ATLAS_MALICIOUS_PACKAGE,
-    ATLAS_SUPPLY_CHAIN_MODEL,
-    ATLAS_UNSAFE_ARTIFACTS,
-    LIMIT_EXCEEDED,
-    Rule,
-)
+from aivet.rules import LIMIT_EXCEEDED, Rule
 
-_ATLAS = (ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_MALICIOUS_PACKAGE)
-_WHY = " Remote code runs with the rights of whoever loads the model (trust_remote_code=True)."
-
-EXEC = Rule("CODE-EXEC", "Dynamic code execution in remote code",
-            "exec(), eval() or compile() on code built at run time. The code that runs is not the code "
-            "a reviewer reads." + _WHY, Severity.HIGH, _ATLAS, ("CWE-95",))
-OBFUSCATED_EXEC = Rule("CODE-OBFUSCATED-EXEC", "Execution of decoded or obfuscated code",
-                       "exec()/eval()/compile() fed by base64, hex, zlib, rot13, marshal or chr() decoding: "
-                       "hiding a payload from review is the signature of malware. The decoded code is "
-                       "analysed too." + _WHY, Severity.CRITICAL, _ATLAS + (ATLAS_EVADE,), ("CWE-95", "CWE-506"))
-PROCESS = Rule("CODE-PROCESS", "Starts a process or shell command",
-               "subprocess, os.system, os.popen, os.exec*/spawn*, pty.spawn or similar. Model code has no "
-               "need to run programs." + _WHY, Severity.HIGH, _ATLAS, ("CWE-78",))
-PIP_INSTALL = Rule("CODE-PIP-INSTALL", "Installs packages at run time",
-                   "Runs pip install (through a subprocess or pip's API): it pulls and runs code that was "
-                   "never part of the reviewed repository." + _WHY, Severity.HIGH, _ATLAS, ("CWE-494",))
-NETWORK = Rule("CODE-NETWORK", "Network access in remote code",
-               "Sockets or HTTP/FTP/SMTP/SSH clients (socket, urllib.request, http.client, requests, httpx, "
-               "aiohttp, ftplib, smtplib, paramiko). Model code loading local weights needs no network; an "
-               "import alone is low, a call medium (high at import time)." + _WHY,
-               Severity.MEDIUM, _ATLAS, ("CWE-200",))
-CREDENTIAL_ACCESS = Rule("CODE-CREDENTIAL-ACCESS", "Reads credential stores",
-                         "Refers to credential files or stores: ~/.ssh, ~/.aws/credentials, ~/.netrc, the "
-                         "Hugging Face token, ~/.git-credentials, Docker config, /etc/shadow, browser "
-                         "profiles, keyrings." + _WHY, Severity.HIGH, _ATLAS, ("CWE-522",))
-SECRET_ENV = Rule("CODE-SECRET-ENV", "Reads secret environment variables",
-                  "Reads environment variables named like secrets (TOKEN, SECRET, KEY, PASSWORD, CREDENTIAL) "
-                  "or copies the whole environment." + _WHY, Severity.MEDIUM, _ATLAS, ("CWE-526",))
-EXFILTRATION = Rule("CODE-EXFILTRATION", "Credentials read and network used together",
-                    "The same function (or the module body) reads credentials or secret environment "
-                    "variables and uses the network: the pattern of a credential stealer." + _WHY,
-                    Severity.CRITICAL, _ATLAS, ("CWE-200", "CWE-522"))
-WRITE_OUTSIDE = Rule("CODE-WRITE-OUTSIDE", "Writes or deletes files outside the repository",
-                     "open() for writing, shutil copy/move/rmtree or os.remove on an absolute path, the home "
-                     "directory or a path with '..'." + _WHY, Severity.HIGH, _ATLAS, ("CWE-73",))
-PERSISTENCE = Rule("CODE-PERSISTENCE", "Writes to start-up or login files",
-                   "Writes shell start-up files (~/.bashrc, ~/.profile), SSH authorized_keys, cron tables, "
-                   "Python .pth or sitecustomize files: code that survives the model being deleted." + _WHY,
-                   Severity.CRITICAL, _ATLAS, ("CWE-506",))
-DESERIALIZATION = Rule("CODE-DESERIALIZATION", "Unsafe deserialisation or code objects in remote code",
-                       "marshal.loads, pickle/dill/joblib loads or types.CodeType/FunctionType built from "
-                       "data: code that is not in the source file." + _WHY, Severity.HIGH,
-                       _ATLAS + (ATLAS_UNSAFE_ARTIFACTS,), ("CWE-502",))
-UNSAFE_TORCH_LOAD = Rule("CODE-UNSAFE-TORCH-LOAD", "torch.load without weights_only=True",
-                         "torch.load (or numpy.load with allow_pickle=True) unpickles arbitrary objects: a "  # safe-load: rule text, not a call
-                         "pickle fetched or shipped alongside runs code on load.", Severity.MEDIUM,
-                         (ATLAS_UNSAFE_ARTIFACTS,), ("CWE-502",))
-NATIVE = Rule("CODE-NATIVE", "Native code through ctypes or cffi",
-              "Loads shared libraries or calls C functions directly, beyond what a Python-level review "
-              "can follow." + _WHY, Severity.MEDIUM, _ATLAS, ("CWE-111",))
-DYNAMIC_IMPORT = Rule("CODE-DYNAMIC-IMPORT", "Imports a module chosen at run time",
-                      "__import__ or importlib.import_module with a name that is computed, which hides "
-                      "what is imported from review.", Severity.MEDIUM, _ATLAS + (ATLAS_EVADE,), ("CWE-470",))
-OBFUSCATION = Rule("CODE-OBFUSCATION", "Obfuscated names or encoded blobs",
-                   "Attribute or module names assembled from pieces ('sys'+'tem'), long base64/hex string "
-                   "literals, chr() sequences or an unusual source encoding: ways to hide intent from "
-                   "readers and scanners.", Severity.MEDIUM, (ATLAS_EVADE,), ("CWE-506",))
-NESTED_REMOTE_CODE = Rule("CODE-NESTED-REMOTE-CODE", "Loads other repositories with trust_remote_code",
-                          "Calls from_pretrained/pipeline/... with trust_remote_code=True: code from another "
-                          "repository, not reviewed with this one, runs too.", Severity.HIGH,
-                          (ATLAS_SUPPLY_CHAIN_MODEL,), ("CWE-829",))
-HUB_DOWNLOAD = Rule("CODE-HUB-DOWNLOAD", "Downloads files from the Hub at run time",
-                    "hf_hub_download/snapshot_download fetch files that are not part of this repository's "
-                    "scan.", Severity.LOW, (ATLAS_SUPPLY_CHAIN_MODEL,), ("CWE-829",))
-SYNTAX_ERROR = Rule("CODE-SYNTAX-ERROR", "Python file does not parse",
-                    "The file is not valid Python, so it could not be analysed. It cannot be imported "
-                    "either, but another file may read and run it.", Severity.LOW, (ATLAS_EVADE,), ("CWE-20",))
-ENCODING = Rule("CODE-ENCODING", "Python file is not UTF-8",
-                "The file is not valid in its declared encoding; undecodable bytes were replaced before "
-                "analysis.", Severity.LOW, (ATLAS_EVADE,), ("CWE-176",))
-
-RULES = (EXEC, OBFUSCATED_EXEC, PROCESS, PIP_INSTALL, NETWORK, CREDENTIAL_ACCESS, SECRET_ENV, EXFILTRATION,
-         WRITE_OUTSIDE, PERSISTENCE, DESERIALIZATION, UNSAFE_TORCH_LOAD, NATIVE, DYNAMIC_IMPORT, OBFUSCATION,
-         NESTED_REMOTE_CODE, HUB_DOWNLOAD, SYNTAX_ERROR, ENCODING)
+RULES = CODE_RULES  # the catalogue reads this module's RULES (rules.RULE_MODULES)
 
 _LEVELS = list(Severity)
 _DEADLINE_EVERY = 4096  # nodes walked between two looks at the clock
 _MAX_SCOPE_LINES = 10  # lines remembered per scope for the exfiltration finding (it shows ten)
+_MAX_RECOVERY_ATTEMPTS = 16  # syntax errors skipped over per file before giving up on the rest
+_RISKY_MODULES = frozenset({"os", "subprocess", "socket", "ctypes", "builtins", "pty", "posix", "nt", "marshal",
+                            "pickle", "urllib", "requests", "http", "shutil", "importlib", "runpy", "code"})
+_RECOVERY_PARSES = 4  # re-parsing after syntax errors may cost this many parses of the largest allowed file
 
 
 def _raise(sev: Severity) -> Severity:
@@ -217,7 +173,7 @@ def analyze(source: Source, ctx: Context) -> Outcome:
         data = fh.read(limit + 1)
     truncated = len(data) > limit
     data = data[:limit]
-    text, note = _decode(data, source, ctx)
+    text, note = decode_source(data, source, ctx)
     status = ArtifactStatus.ANALYZED
     if truncated:
         ctx.add(LIMIT_EXCEEDED.finding(ctx.location(source, offset=limit),
@@ -235,29 +191,6 @@ def analyze(source: Source, ctx: Context) -> Outcome:
     return Outcome("python", status, note)
 
 
-def _decode(data: bytes, source: Source, ctx: Context) -> tuple[str, str]:
-    """Decode as Python would (PEP 263 coding cookie), replacing what does not decode."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except (SyntaxError, LookupError):
-        encoding = "utf-8"
-    if encoding.lower().replace("_", "-") not in SAFE_ENCODINGS:
-        ctx.add(OBFUSCATION.finding(ctx.location(source, line=1),
-                                    f"source declares the unusual encoding {encoding!r}, a known way to hide "
-                                    "code from readers", encoding=encoding))
-    if slow_codec(encoding):
-        ctx.add(ENCODING.finding(ctx.location(source), f"{encoding} is too slow to decode untrusted input; read as "
-                                 "UTF-8 with undecodable bytes replaced", encoding=encoding))
-        return data.decode("utf-8", "replace"), f"not decoded as {encoding}"
-    try:
-        return data.decode(encoding), ""
-    except (UnicodeDecodeError, LookupError):
-        text = data.decode("utf-8", "replace")
-        ctx.add(ENCODING.finding(ctx.location(source), f"not valid {encoding}; undecodable bytes replaced",
-                                 encoding=encoding))
-        return text, f"not valid {encoding}"
-
-
 def analyze_python_text(text: str, report: _Report, *, truncated: bool = False) -> None:
     """Parse ``text`` and report what it does; a syntax error is a finding."""
     budget = report.budget()
@@ -265,24 +198,31 @@ def analyze_python_text(text: str, report: _Report, *, truncated: bool = False) 
     if budget.tokens + tokens > max_tokens:
         # ast.parse holds about a kilobyte per node at its peak: a megabyte of "0," would take
         # half a gigabyte. Too much code (or decoded code) is a bound hit, not a parse.
+        # Padding a payload with comments must not lower its severity below high: look at the words.
         report.partial = True
+        words = risky_words(text)
         report.add(LIMIT_EXCEEDED, 1, f"about {tokens} Python tokens; more than {max_tokens} per file (with the "
-                   "code decoded from it) are not parsed", limit="max_python_tokens")
+                   "code decoded from it) are not parsed" + (f"; the text uses {', '.join(words)}" if words else ""),
+                   severity=Severity.HIGH if words else None, limit="max_python_tokens", names=words)
         return
     budget.tokens += tokens
+    # Re-parsing after a syntax error costs a parse each time: at most _RECOVERY_PARSES file-sized parses.
+    attempts = min(_MAX_RECOVERY_ATTEMPTS, _RECOVERY_PARSES * max_tokens // max(tokens, 1))
     try:
-        tree = ast.parse(text.replace("\x00", ""))
-    except SyntaxError as exc:
-        hint = " (the file was truncated at the size limit)" if truncated else ""
-        report.add(SYNTAX_ERROR, exc.lineno or 1, f"not valid Python: {exc.msg}{hint}", error=str(exc.msg))
-        return
+        recovered = parse_recovering(text.replace("\x00", ""), attempts)
     except (RecursionError, MemoryError, ValueError) as exc:
-        report.add(SYNTAX_ERROR, 1, f"Python parser gave up: {type(exc).__name__}", error=type(exc).__name__)
+        report.add(SYNTAX_ERROR, 1, f"Python parser gave up: {type(exc).__name__}", error=type(exc).__name__,
+                   severity=Severity.HIGH if risky_words(text) else None)
         return
-    _Checker(tree, report).run()
+    if recovered.errors:
+        report_syntax(report, recovered, text, truncated)
+    if recovered.tree is not None:
+        _Checker(recovered.tree, report).run()
 
 
-class _Checker:
+class _Checker(TamperChecks):
+    report: _Report
+
     def __init__(self, tree: ast.Module, report: _Report) -> None:
         self.tree = tree
         self.report = report
@@ -290,47 +230,11 @@ class _Checker:
         self.module = _Scope("<module>", True)
         self.scopes: list[_Scope] = [self.module]
         self.credential_lines: set[int] = set()
-        self.called_at_import = self._functions_called_at_import()
+        # Bodies that run on import although they are not at module level: called or registered from
+        # module code, metaclass and __init_subclass__ hooks (see pycode_import_time).
+        self.called_at_import = functions_run_at_import(tree, self.resolver.qualname)
 
     # -- traversal ------------------------------------------------------------------------------
-    def _functions_called_at_import(self) -> set[int]:
-        """ids of module-level functions that run on import: called from the module body, or from such a function.
-
-        Malware often defines a harmless-looking function and calls it at the bottom of the file;
-        its body then runs on import just like module-level code.
-        """
-        defs = {n.name: n for n in self.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        if not defs:
-            return set()
-
-        def callees(nodes: list[ast.AST], skip_defs: bool) -> set[str]:
-            out: set[str] = set()
-            stack = list(nodes)
-            while stack:
-                node = stack.pop()
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defs:
-                    out.add(node.func.id)
-                if skip_defs and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                    stack.extend([*node.args.defaults, *(d for d in node.args.kw_defaults if d)])
-                    if not isinstance(node, ast.Lambda):
-                        stack.extend(node.decorator_list)
-                    continue
-                if skip_defs and isinstance(node, ast.If) and is_main_guard(node.test):
-                    stack.extend(node.orelse)
-                    continue
-                stack.extend(ast.iter_child_nodes(node))
-            return out
-
-        reached: set[str] = set()
-        todo = list(callees(list(self.tree.body), True))
-        while todo:
-            name = todo.pop()
-            if name in reached:
-                continue
-            reached.add(name)
-            todo.extend(callees(list(defs[name].body), False) - reached)
-        return {id(defs[n]) for n in reached}
-
     def _walk(self) -> Iterator[tuple[ast.AST, _Scope]]:
         """Every node with the scope it runs in; iterative, so deep trees cannot overflow the stack."""
         stack: list[tuple[ast.AST, _Scope]] = [(self.tree, self.module)]
@@ -363,22 +267,43 @@ class _Checker:
 
     def run(self) -> None:
         deadline = self.resolver.budget.deadline
+        callees: set[int] = set()  # callee expressions: what is called is not a mere reference
         for n, (node, scope) in enumerate(self._walk()):
             if n % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
                 raise LimitExceeded("max_seconds_per_file", "Python analysis ran out of time")
             if isinstance(node, ast.Call):
+                callees.add(id(node.func))
+                if isinstance(node.func, ast.Attribute) and node.func.attr == "__call__":
+                    callees.add(id(node.func.value))  # os.system.__call__('id') calls os.system
                 self._call(node, scope)
+                if id(node) not in callees:
+                    self.reference(node)
+            elif isinstance(node, (ast.Name, ast.Attribute)):
+                if isinstance(node.ctx, ast.Load) and id(node) not in callees:
+                    self.reference(node)
+                if isinstance(node, ast.Attribute) and node.attr in INTROSPECTION_ATTRS:
+                    self.introspection(node)
+                if (node.id if isinstance(node, ast.Name) else node.attr) in ("HF_TOKEN_PATH", "HF_STORED_TOKENS_PATH"):
+                    self._credential_constant(node, scope)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                self.assignment(node, scope.import_time)
+                if isinstance(node, ast.Assign) and all(self._plain_alias(t) for t in node.targets):
+                    callees.add(id(node.value))  # f = os.popen; f('id'): reported where f is called
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self._import(node)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 self._string(node, scope)
             elif isinstance(node, ast.Subscript):
                 self._subscript(node, scope)
+                self.namespace_subscript(node)
             elif isinstance(node, (ast.BinOp, ast.JoinedStr)):
                 self._assembled_path(node, scope)
+            elif isinstance(node, ast.Dict) and any(k is None and self.resolver.qualname(v) == "os.environ"
+                                                    for k, v in zip(node.keys, node.values, strict=True)):
+                self._env_dump(node, scope)  # {**os.environ}
             elif isinstance(node, (ast.For, ast.comprehension)):
                 if self.resolver.qualname(node.iter) == "os.environ":
-                    self._env_dump(node, scope)
+                    self._env_dump(node, scope, values=False)
         self._exfiltration()
         if self.resolver.budget.exhausted:
             self.report.partial = True
@@ -386,6 +311,11 @@ class _Checker:
                             "steps; later expressions were not de-obfuscated", limit="max_fold_steps")
 
     # -- checks ---------------------------------------------------------------------------------
+    def _plain_alias(self, target: ast.expr) -> bool:
+        """A name bound once (so calls through it resolve to this value) and called somewhere by that name."""
+        return (isinstance(target, ast.Name) and target.id in self.resolver.called
+                and len(self.resolver.assigned.get(target.id, ())) == 1 and target.id not in self.resolver.defined)
+
     def _sev(self, rule: Rule, scope: _Scope, base: Severity | None = None) -> Severity:
         sev = base or rule.severity
         return _raise(sev) if scope.import_time else sev
@@ -405,10 +335,18 @@ class _Checker:
                 self.report.add(NATIVE, node.lineno, f"imports {name}", severity=Severity.LOW, module=name)
             if name.split(".")[0] in ("marshal",):
                 self.report.add(DESERIALIZATION, node.lineno, f"imports {name}", severity=Severity.LOW, module=name)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # from os import system as run_kernel, never called here: re-exported for another file to call
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                rule = dangerous_reference(full)
+                if rule is not None and (a.asname or a.name) not in self.resolver.called:
+                    self.report.add(rule, node.lineno, f"imports {full} without calling it here (re-exported for "
+                                    "another file, or called under another name)", call=full)
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         r = self.resolver
-        name = r.qualname(node.func)
+        name = r.callee(node)
         if name is None:
             self._dynamic_callee(node, scope)
             return
@@ -417,6 +355,21 @@ class _Checker:
         where = self._where(scope)
         if name in EXEC_CALLS:
             self._exec(node, name, text, scope)
+        elif name.startswith(("ctypes.pythonapi.PyRun_", "ctypes.pythonapi.Py_CompileString")):
+            self.report.add(EXEC, line, f"runs Python source through the C API {where}: {text}",
+                            severity=self._sev(EXEC, scope), call=text)
+        elif name in ("torch.hub.load", "torch.hub.list", "torch.hub.help"):
+            self.report.add(NESTED_REMOTE_CODE, line, f"runs hubconf.py of a GitHub repository (torch.hub) {where}: "
+                            f"{text}", severity=self._sev(NESTED_REMOTE_CODE, scope), call=text)
+        elif name in ("torch.serialization.add_safe_globals", "torch.serialization.safe_globals"):
+            self.report.add(UNSAFE_TORCH_LOAD, line, f"widens the weights_only allowlist of torch.load {where}: {text}",
+                            call=text)
+        elif name == "torch.hub.load_state_dict_from_url" and not kw_is(node, "weights_only", True):
+            self.report.add(UNSAFE_TORCH_LOAD, line, f"unpickles a file fetched from a URL {where}: {text}",
+                            severity=self._sev(UNSAFE_TORCH_LOAD, scope, Severity.HIGH), call=text)
+        elif name in FILE_LOADERS:
+            self.report.add(EXEC, line, f"loads Python code from a file {where}: {text}",
+                            severity=self._sev(EXEC, scope), call=text)
         elif name in PROCESS_CALLS or name.startswith(PROCESS_PREFIXES):
             if is_pip_install(node, r):
                 self.report.add(PIP_INSTALL, line, f"installs packages {where}: {text}",
@@ -428,13 +381,14 @@ class _Checker:
             self.report.add(PIP_INSTALL, line, f"calls pip {where}: {text}", severity=self._sev(PIP_INSTALL, scope),
                             call=text)
         elif is_network_module(name) and name not in NETWORK_BENIGN and not name.startswith(
-                ("requests.exceptions.", "urllib.request.pathname2url")):
+                ("requests.exceptions.", "urllib.request.pathname2url")) and not is_local_lookup(self.resolver, node, name):
             _note(scope.network, line)
             self.report.add(NETWORK, line, f"network call {where}: {text}", severity=self._sev(NETWORK, scope),
                             call=text)
-        elif name in DESERIALIZE_CALLS:
+        elif name in DESERIALIZE_CALLS or (name in ("yaml.load", "yaml.load_all") and not is_safe_yaml(self.resolver, node)):
             self.report.add(DESERIALIZATION, line, f"{name} {where}: {text}",
                             severity=self._sev(DESERIALIZATION, scope), call=text)
+            self._embedded_pickle(node, name)
         elif name.startswith(NATIVE_PREFIXES):
             self.report.add(NATIVE, line, f"native code {where}: {text}", severity=self._sev(NATIVE, scope),
                             call=text)
@@ -445,25 +399,40 @@ class _Checker:
             self.report.add(CREDENTIAL_ACCESS, line, f"reads credentials {where}: {text}",
                             severity=self._sev(CREDENTIAL_ACCESS, scope), call=text)
         elif name in ("torch.load", "torch.serialization.load"):
-            if not kw_is(node, "weights_only", True):
+            if kw_is(node, "weights_only", False) or (keyword_arg(node, "pickle_module") is not None
+                                                       and not kw_is(node, "weights_only", True)):
+                # An explicit opt-out of the safe default (PyTorch >= 2.6 loads weights only), or a
+                # pickle_module, which turns that default off (torch.serialization._default_to_weights_only).
+                self.report.add(UNSAFE_TORCH_LOAD, line, f"torch.load with weights_only=False {where}: {text}",
+                                severity=self._sev(UNSAFE_TORCH_LOAD, scope, Severity.HIGH), call=text)
+            elif not kw_is(node, "weights_only", True):
                 self.report.add(UNSAFE_TORCH_LOAD, line, f"torch.load without weights_only=True {where}: {text}",
                                 call=text)
+            self._embedded_pickle(node, name)
         elif name in ("numpy.load",) and kw_is(node, "allow_pickle", True):
             self.report.add(UNSAFE_TORCH_LOAD, line, f"numpy.load with allow_pickle=True {where}: {text}", call=text)  # safe-load: message text
         elif name in HUB_DOWNLOADS:
-            self.report.add(HUB_DOWNLOAD, line, f"downloads from the Hub {where}: {text}", call=text)
+            self._hub_download(node, name, text, scope)
         elif name in ("builtins.getattr",):
             self._getattr(node, scope)
         elif name in ("os.getenv", "os.environ.get", "os.environ.pop", "os.environ.setdefault", "os.getenvb",
                       "os.environ.__getitem__"):
             self._env_name(node.args[0] if node.args else None, node, scope)
+            if name == "os.environ.setdefault":
+                self.env_call(name, node, scope.import_time)
+        elif name in ("builtins.setattr",):
+            self.setattr_call(node)
+        elif name.startswith(("os.putenv", "os.environ.")) and name in (
+                "os.putenv", "os.environ.update", "os.environ.__setitem__"):
+            self.env_call(name, node, scope.import_time)
         elif name in ("os.environ.copy", "os.environ.items", "os.environ.values", "os.environ.keys",
                       "builtins.dict", "json.dumps", "builtins.str", "builtins.repr") and (
                 name.startswith("os.environ.") or any(r.qualname(a) == "os.environ" for a in node.args)):
-            self._env_dump(node, scope)
+            self._env_dump(node, scope, values=name != "os.environ.keys")
+        self.hook_call(name, node)
         if name in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open") or name in WRITE_CALLS:
             self._file_access(node, name, text, scope)
-        if kw_is(node, "trust_remote_code", True) and name.rsplit(".", 1)[-1] in REMOTE_LOADERS:
+        if trusts_remote_code(r, node) and name.rsplit(".", 1)[-1] in REMOTE_LOADERS:
             target = r.fold(node.args[0]) if node.args else None
             repo = target.text[:200] if target and target.text is not None else None
             self.report.add(NESTED_REMOTE_CODE, line,
@@ -521,6 +490,38 @@ class _Checker:
         func = node.func
         if isinstance(func, ast.Call) and self.resolver.qualname(func.func) == "builtins.getattr":
             self._getattr(func, scope)
+        elif isinstance(func, ast.Attribute) and func.attr in LOADER_METHODS:
+            # spec.loader.exec_module(module): runs whatever file the spec was made from
+            self.report.add(EXEC, node.lineno, f"runs a loaded module's code ({func.attr}) {self._where(scope)}",
+                            severity=self._sev(EXEC, scope), call=func.attr)
+
+    def _embedded_pickle(self, node: ast.Call, name: str) -> None:
+        """A pickle load of bytes written in the source (``loads`` of a bytes literal): analyse the
+        pickle itself, never load it."""
+        if not node.args or self.report.depth:
+            return
+        arg = node.args[0]
+        if name.rsplit(".", 1)[-1] != "loads":  # ``load`` of an io.BytesIO around a bytes literal
+            if not (isinstance(arg, ast.Call) and arg.args and self.resolver.qualname(arg.func) == "io.BytesIO"):
+                return
+            arg = arg.args[0]
+        blob = self.resolver.fold(arg)
+        if blob is None or not isinstance(blob.value, bytes) or not blob.value:
+            return
+        data = blob.value
+        src = self.report.source.child(f"line {node.lineno}: {name}", len(data), lambda: io.BytesIO(data))
+        self.report.ctx.analyze(src, hint="embedded.pkl")
+
+    def _hub_download(self, node: ast.Call, name: str, text: str, scope: _Scope) -> None:
+        """Hub downloads are low; downloading Python, a native library or a .pth file is code from elsewhere."""
+        target = keyword_arg(node, "filename") or (node.args[1] if len(node.args) > 1 else None)
+        folded = self.resolver.fold(target) if target is not None else None
+        fname = folded.text if folded is not None and folded.text is not None else ""
+        if fname.lower().endswith((".py", ".pyc", ".so", ".dll", ".dylib", ".pth", ".sh", ".pyd")):
+            self.report.add(HUB_DOWNLOAD, node.lineno, f"downloads code ({fname}) from the Hub {self._where(scope)}: "
+                            f"{text}", severity=self._sev(HUB_DOWNLOAD, scope, Severity.HIGH), call=text)
+        else:
+            self.report.add(HUB_DOWNLOAD, node.lineno, f"downloads from the Hub {self._where(scope)}: {text}", call=text)
 
     def _getattr(self, node: ast.Call, scope: _Scope) -> None:
         if len(node.args) < 2:
@@ -537,6 +538,16 @@ class _Checker:
 
     def _dynamic_import(self, node: ast.Call, name: str, text: str, scope: _Scope) -> None:
         arg = self.resolver.fold(node.args[0]) if node.args else None
+        first = node.args[0] if node.args else None
+        if (arg is None or arg.text is None) and isinstance(first, ast.Name) and first.id in self.resolver.iterated:
+            # for m in ["os", "subprocess"]: import_module(m): the names are in the list
+            names = self.resolver.fold(self.resolver.iterated[first.id])
+            mods = [m for m in names.value[:64] if isinstance(m, str)] if names and isinstance(names.value, list) else []
+            risky = [m for m in mods if m.split(".")[0] in _RISKY_MODULES]
+            if risky:
+                self.report.add(DYNAMIC_IMPORT, node.lineno, f"imports {', '.join(risky[:5])} by a loop variable "
+                                f"{self._where(scope)}: {text}", severity=Severity.HIGH, call=text, module=risky[0])
+                return
         if arg is None or arg.text is None:
             self.report.add(DYNAMIC_IMPORT, node.lineno, f"imports a computed module name {self._where(scope)}: {text}",
                             call=text)
@@ -547,6 +558,12 @@ class _Checker:
     def _env_name(self, arg: ast.expr | None, node: ast.AST, scope: _Scope) -> None:
         folded = self.resolver.fold(arg) if arg is not None else None
         line = getattr(node, "lineno", 1)
+        if (folded is None or folded.text is None) and isinstance(arg, ast.Name) and arg.id in self.resolver.iterated:
+            # for k in ["HF_TOKEN", "AWS_SECRET_ACCESS_KEY"]: os.environ.get(k)
+            names = self.resolver.fold(self.resolver.iterated[arg.id])
+            if names is not None and isinstance(names.value, list):
+                hit = next((v for v in names.value[:256] if isinstance(v, str) and SECRET_ENV_NAME.search(v)), None)
+                folded = Folded(hit) if hit is not None else None
         if folded is None or folded.text is None:
             return
         var = folded.text
@@ -555,11 +572,13 @@ class _Checker:
             self.report.add(SECRET_ENV, line, f"reads secret environment variable {var} {self._where(scope)}",
                             variable=var[:100])
 
-    def _env_dump(self, node: ast.AST, scope: _Scope) -> None:
+    def _env_dump(self, node: ast.AST, scope: _Scope, *, values: bool = True) -> None:
+        # Copying the values copies every secret in the environment (medium); the names alone are low.
         line = getattr(node, "lineno", 1)
         _note(scope.credentials, line)
-        self.report.add(SECRET_ENV, line, f"copies the whole environment {self._where(scope)}",
-                        severity=Severity.LOW, variable="*")
+        what = "copies the whole environment" if values else "lists the environment's variable names"
+        self.report.add(SECRET_ENV, line, f"{what} {self._where(scope)}",
+                        severity=Severity.MEDIUM if values else Severity.LOW, variable="*")
 
     def _subscript(self, node: ast.Subscript, scope: _Scope) -> None:
         if isinstance(node.ctx, ast.Load) and self.resolver.qualname(node.value) == "os.environ":
@@ -571,6 +590,14 @@ class _Checker:
             self._credential_path(value, node.lineno, scope)
         if len(value) >= BLOB_MIN:
             self._blob(value, node.lineno)
+
+    def _credential_constant(self, node: ast.Name | ast.Attribute, scope: _Scope) -> None:
+        name = self.resolver.qualname(node)
+        if name in CREDENTIAL_CONSTANTS and node.lineno not in self.credential_lines:
+            self.credential_lines.add(node.lineno)
+            _note(scope.credentials, node.lineno)
+            self.report.add(CREDENTIAL_ACCESS, node.lineno, f"refers to the Hugging Face token file ({name}) "
+                            f"{self._where(scope)}", severity=self._sev(CREDENTIAL_ACCESS, scope), path=name)
 
     def _credential_path(self, value: str, line: int, scope: _Scope) -> None:
         m = CREDENTIAL_PATHS.search(value)
@@ -614,24 +641,42 @@ class _Checker:
         path_node: ast.expr | None = node.args[0] if node.args else keyword_arg(node, "file") or keyword_arg(node, "path")
         if name.startswith("pathlib.Path.") and isinstance(node.func, ast.Attribute):
             path_node = node.func.value
+        if name in WRITE_SECOND_ARG:  # copy(src, dst): the destination is written
+            path_node = node.args[1] if len(node.args) > 1 else keyword_arg(node, "dst") or keyword_arg(
+                node, "extract_dir")
         writing = name not in ("builtins.open", "io.open", "codecs.open", "os.open", "pathlib.Path.open")
         if not writing:
             mode_node = node.args[1] if len(node.args) > 1 else keyword_arg(node, "mode") or keyword_arg(node, "flags")
             mode = r.fold(mode_node) if mode_node is not None else None
             if mode is not None and mode.text is not None:
                 writing = any(c in mode.text for c in "wax+")
+            elif mode is not None and isinstance(mode.value, int) and name == "os.open":
+                writing = mode.value & 3 != 0  # O_WRONLY / O_RDWR given as a number (577)
             elif mode_node is not None and name == "os.open":
                 writing = "O_WRONLY" in ast.dump(mode_node) or "O_RDWR" in ast.dump(mode_node)
         if not writing:
             return
         path = r.fold(path_node) if path_node is not None else None
         target = path.text if path is not None and path.text is not None else None
+        if target is None and path_node is not None and "__file__" in names_in(path_node):
+            self.report.add(OBFUSCATION, node.lineno, f"deletes or rewrites its own source file {self._where(scope)}: "
+                            f"{text}", severity=Severity.HIGH, call=text)
+            return
         if target is None:
+            hint = path_hint(self.resolver, path_node) if path_node is not None else None
+            if hint in ("site-packages", "the Hugging Face cache"):
+                self.report.add(PERSISTENCE, node.lineno, f"writes into {hint} {self._where(scope)}: {text}", call=text)
+            elif hint is not None and PERSISTENCE_PATHS.search(hint):
+                self.report.add(PERSISTENCE, node.lineno, f"writes start-up file {hint!r} {self._where(scope)}: "
+                                f"{text}", call=text, path=hint[:200])
+            elif hint == "outside" and name not in MKDIR_CALLS:
+                self.report.add(WRITE_OUTSIDE, node.lineno, f"writes outside the repository {self._where(scope)}: "
+                                f"{text}", severity=self._sev(WRITE_OUTSIDE, scope), call=text)
             return
         if PERSISTENCE_PATHS.search(target):
             self.report.add(PERSISTENCE, node.lineno, f"writes start-up file {target!r} {self._where(scope)}: {text}",
                             call=text, path=target[:200])
-        elif outside_repo(target):
+        elif outside_repo(target) and name not in MKDIR_CALLS:
             self.report.add(WRITE_OUTSIDE, node.lineno, f"writes outside the repository {self._where(scope)}: {text}",
                             severity=self._sev(WRITE_OUTSIDE, scope), call=text, path=target[:200])
 

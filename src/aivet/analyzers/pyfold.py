@@ -2,12 +2,15 @@
 
 :class:`Resolver` answers two questions about one module without running it: what a
 name really is (``sp.run`` is ``subprocess.run`` after ``import subprocess as sp``;
-``getattr(os, 'sys'+'tem')`` is ``os.system``) and what an expression's constant value
-is (``'o'+'s'``, ``base64.b64decode(...)``, ``bytes([...])``, ``chr(c) for c in [...]``).
+``getattr(os, 'sys'+'tem')``, ``os.__dict__.get('system')``, ``operator.attrgetter('system')(os)``,
+``pkgutil.resolve_name('os:system')`` and ``torch.os.system`` are all ``os.system``) and what an
+expression's constant value is (``'o'+'s'``, ``'{}{}'.format(...)``, ``'%s' % ...``,
+``base64.b64decode(...)``, ``bytes([...])``, ``chr(c) for c in [...]``, the module docstring).
 Every value it builds is bounded by ``max_bytes`` (``Limits.max_decoded_bytes``), checked
 before the value is built, and the work by a :class:`FoldBudget` of steps
-(``Limits.max_fold_steps``) that a file shares with the code decoded from it: a decompression bomb, a string multiplied by joins or
-comprehensions nested over long lists yield nothing, never a hang.
+(``Limits.max_fold_steps``) that a file shares with the code decoded from it: a decompression
+bomb, a string multiplied by joins or comprehensions nested over long lists yield nothing,
+never a hang. Format specs (``{:>999999999}``) are never evaluated.
 :mod:`aivet.analyzers.pycode` uses it to decide what calls mean.
 """
 
@@ -16,23 +19,35 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
-import bz2
 import codecs
-import lzma
 import math
 import re
-import zlib
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from aivet.analyzers.pycode_decode import bounded_decompress, bounded_zlib, slow_codec
 
 FoldValue = str | bytes | int | list[object]
 _MAX_FOLD_DEPTH = 40
 _MAX_LIST = 100_000
-_MAX_ASSIGNMENTS = 8  # assignments to one name tried when folding it
+_FORMATTER = string.Formatter()
+_PERCENT = re.compile(r"([^%]*)(%%|%s|%.?|$)", re.S)  # literal text, then one conversion
+_MAX_ASSIGNMENTS = 8
+# Modules that other modules import and so expose as attributes (torch.os is os, tempfile._os is os):
+# reached that way they are still themselves.
+_REEXPORTED = {"os": "os", "_os": "os", "sys": "sys", "_sys": "sys", "subprocess": "subprocess",
+               "_subprocess": "subprocess", "builtins": "builtins", "__builtins__": "builtins", "posix": "posix",
+               "nt": "nt", "pty": "pty", "importlib": "importlib", "shutil": "shutil", "ctypes": "ctypes",
+               "marshal": "marshal", "pickle": "pickle", "socket": "socket", "_socket": "socket", "runpy": "runpy"}
+_MAX_DECODER_WALK = 2000  # nodes looked at for decoders feeding exec  # assignments to one name tried when folding it
 BYTES_PER_STEP = 64  # a value of this many bytes (or list items) costs one more folding step
 _BUILTINS = frozenset({"exec", "eval", "compile", "execfile", "__import__", "open", "getattr", "setattr",
                        "globals", "vars", "locals", "chr", "ord", "bytes", "bytearray", "str", "dict", "repr",
-                       "map", "input", "breakpoint", "memoryview"})
+                       "map", "input", "breakpoint", "memoryview", "object", "type",
+                       # ordinary builtins: each one's __self__ is the builtins module (print.__self__.eval)
+                       "print", "len", "abs", "hash", "id", "iter", "next", "min", "max", "sum", "sorted",
+                       "any", "all", "hasattr", "isinstance", "callable", "divmod", "pow", "round", "delattr"})
 _PATH_TYPES = frozenset({"pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePath",
                          "pathlib.PurePosixPath"})
 _DECODERS = frozenset({
@@ -41,9 +56,6 @@ _DECODERS = frozenset({
     "binascii.a2b_base64", "binascii.unhexlify", "binascii.a2b_hex", "bytes.fromhex", "builtins.bytes.fromhex",
     "codecs.decode", "codecs.encode", "zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress",
     "marshal.loads", "pickle.loads", "builtins.chr"})
-# Pure-Python codecs whose cost grows with the square of the input: a hostile literal (or coding
-# cookie) would stall the scan for hours, so nothing is encoded or decoded with them.
-_SLOW_CODECS = frozenset({"punycode", "idna"})
 # Names a star import could bring in that matter to the checks in pycode (system, b64decode, ...).
 _STAR_INTERESTING = frozenset({"system", "popen", "run", "call", "Popen", "check_output", "check_call",
                                "getoutput", "execv", "execve", "execl", "spawnv", "b64decode", "decompress",
@@ -95,6 +107,15 @@ class Folded:
         return None
 
 
+def _reexported(qualname: str) -> str:
+    """``torch.os`` is ``os``: a dangerous module reached as another module's attribute is still itself
+    (``socket.socket``, the class named like its module, stays as it is)."""
+    base, _, last = qualname.rpartition(".")
+    if base and last in _REEXPORTED and base.rpartition(".")[2] != last:
+        return _REEXPORTED[last]
+    return qualname
+
+
 def _join(parts: list[Folded], value: FoldValue) -> Folded:
     """``value``, assembled from ``parts``: composed, and obfuscated when any part was."""
     steps = tuple(s for p in parts for s in p.steps)
@@ -120,6 +141,12 @@ class Resolver:
         self._resolving: set[str] = set()
         self._folding: set[str] = set()
         self._bound: set[str] = set()  # comprehension variables bound while folding (not cached)
+        self.augmented: dict[str, list[ast.expr]] = {}  # s += chr(c): pieces added to a name
+        self.iterated: dict[str, ast.expr] = {}  # for k in [...]: what a loop variable runs over
+        self.called: set[str] = set()  # names called as f(...) somewhere in the module
+        doc = tree.body[0] if tree.body else None
+        if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+            self.assigned["__doc__"] = [doc.value]  # exec(__doc__): a payload in the module docstring
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -139,12 +166,32 @@ class Resolver:
                 for t in node.targets:
                     if isinstance(t, ast.Name):
                         self.assigned.setdefault(t.id, []).append(node.value)
+                    elif (isinstance(t, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List))
+                          and len(t.elts) == len(node.value.elts)):
+                        # a, b = os.system, 'id': each name gets its own value
+                        for te, ve in zip(t.elts, node.value.elts, strict=True):
+                            if isinstance(te, ast.Name):
+                                self.assigned.setdefault(te.id, []).append(ve)
             elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name) and node.value:
                 self.assigned.setdefault(node.target.id, []).append(node.value)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.defined.add(node.name)
             elif isinstance(node, ast.arg):
                 self.defined.add(node.arg)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                self.called.add(node.func.id)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                self.augmented.setdefault(node.target.id, []).append(node.value)
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and isinstance(node.target, ast.Name):
+                self.iterated.setdefault(node.target.id, node.iter)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                # def f(os=__import__('os')), lambda x, e=eval: e(x): a default is the argument's value
+                sig = node.args
+                positional = [*sig.posonlyargs, *sig.args]
+                pairs = [*zip(positional[len(positional) - len(sig.defaults):], sig.defaults, strict=True),
+                         *((k, d) for k, d in zip(sig.kwonlyargs, sig.kw_defaults, strict=True) if d is not None)]
+                for arg, default in pairs:
+                    self.assigned.setdefault(arg.arg, []).append(default)
         for values in self.assigned.values():
             values.sort(key=lambda v: (getattr(v, "lineno", 0), getattr(v, "col_offset", 0)))
 
@@ -161,7 +208,11 @@ class Resolver:
             if base is None:
                 return None
             base = base.removesuffix(".__dict__")
-            return f"{base}.{node.attr}" if base != "<globals>" else self._name(node.attr, d)
+            if base == "<globals>":
+                return self._name(node.attr, d)
+            if node.attr == "__self__" and base.startswith("builtins."):
+                return "builtins"  # print.__self__ is the builtins module
+            return _reexported(f"{base}.{node.attr}")  # torch.os, os.path.os, tempfile._os: the module itself
         if isinstance(node, ast.Call):
             return self._call_result(node, d)
         if isinstance(node, ast.Subscript):
@@ -181,7 +232,7 @@ class Resolver:
 
     def _name(self, name: str, depth: int) -> str | None:
         if name in self.aliases:
-            return self.aliases[name]
+            return _reexported(self.aliases[name])  # from .utils import subprocess: still subprocess
         if name in ("__builtins__", "builtins"):
             return "builtins"
         if name in self._qual_cache:
@@ -198,6 +249,10 @@ class Resolver:
 
     def _name_uncached(self, name: str, depth: int) -> str | None:
         for value in reversed(self.assigned.get(name, [])[-_MAX_ASSIGNMENTS:]):
+            if isinstance(value, ast.Name) and value.id == name:  # def f(eval=eval): the builtin
+                if name in _BUILTINS:
+                    return f"builtins.{name}"
+                continue
             if isinstance(value, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
                 found = self.qualname(value, depth + 1)
                 if found is not None:
@@ -211,11 +266,58 @@ class Resolver:
                 return f"{module}.{name}"
         return None
 
+    def _member(self, base: str, attr: str, depth: int) -> str | None:
+        """``base.attr`` where ``base`` may be a namespace: the globals, a ``__dict__`` or ``sys.modules``."""
+        if base == "<globals>":
+            return "builtins" if attr == "__builtins__" else self._name(attr, depth)
+        if base == "sys.modules":
+            return attr
+        return f"{base.removesuffix('.__dict__')}.{attr}"
+
+    def callee(self, node: ast.Call) -> str | None:
+        """The qualified name of the function ``node`` calls.
+
+        Beyond :meth:`qualname` of the callee, ``operator.methodcaller('system', 'id')(os)``
+        calls ``os.system``.
+        """
+        name = self.qualname(node.func)
+        if name is not None:
+            return name.removesuffix(".__call__")  # os.system.__call__('id')
+        func = node.func
+        if isinstance(func, ast.Call) and func.args and node.args and self.qualname(func.func) == "operator.methodcaller":
+            base, attr = self.qualname(node.args[0]), self.fold(func.args[0])
+            if base is not None and attr is not None and attr.text:
+                return self._member(base, attr.text, 1)
+        return None
+
     def _call_result(self, node: ast.Call, depth: int) -> str | None:
         """The qualified name of what a call returns, for the few calls that return modules or names."""
+        func_node = node.func
+        if isinstance(func_node, ast.Call):  # operator.attrgetter('exec')(builtins)
+            if func_node.args and node.args and self.qualname(func_node.func, depth) == "operator.attrgetter":
+                base, attr = self.qualname(node.args[0], depth), self.fold(func_node.args[0], depth)
+                if base is not None and attr is not None and attr.text:
+                    return self._member(base, attr.text, depth)
+            return None
+        if isinstance(func_node, ast.Attribute) and func_node.attr in ("__getattribute__", "__getattr__") and node.args:
+            base = self.qualname(func_node.value, depth)  # os.__getattribute__('system')
+            key = self.fold(node.args[-1], depth)
+            if base in ("builtins.object", "builtins.type") and len(node.args) == 2:
+                base = self.qualname(node.args[0], depth)  # object.__getattribute__(os, 'system')
+            return self._member(base, key.text, depth) if base is not None and key is not None and key.text else None
+        if isinstance(func_node, ast.Attribute) and func_node.attr in ("get", "__getitem__", "pop") and node.args:
+            # sys.modules.get('os'), os.__dict__.get('system'), globals().get('__builtins__')
+            base = self.qualname(func_node.value, depth)
+            if base is not None and (base in ("sys.modules", "<globals>", "builtins") or base.endswith(".__dict__") or (
+                    isinstance(func_node.value, ast.Call) and self.qualname(func_node.value.func, depth) == "builtins.vars")):
+                key = self.fold(node.args[0], depth)
+                return self._member(base, key.text, depth) if key is not None and key.text else None
         func = self.qualname(node.func, depth)
         if func is None:
             return None
+        if func in ("pkgutil.resolve_name", "pydoc.locate") and node.args:
+            f = self.fold(node.args[0], depth)
+            return f.text.replace(":", ".") if f is not None and f.text else None
         if func in ("builtins.__import__", "importlib.import_module", "importlib.__import__") and node.args:
             f = self.fold(node.args[0], depth)
             return f.text if f is not None and f.text else None
@@ -224,7 +326,7 @@ class Resolver:
             attr = self.fold(node.args[1], depth)
             if base is None or attr is None or attr.text is None:
                 return None
-            return self._name(attr.text, depth) if base == "<globals>" else f"{base.removesuffix('.__dict__')}.{attr.text}"
+            return self._member(base, attr.text, depth)
         if func in ("builtins.globals", "builtins.locals") or (func == "builtins.vars" and not node.args):
             return "<globals>"
         if func == "builtins.vars" and node.args:
@@ -327,6 +429,8 @@ class Resolver:
             if len(a) * max(b, 0) > self.max_bytes:
                 return None
             return _join([left, right], a * b)
+        if isinstance(node.op, ast.Mod) and isinstance(a, str):
+            return self._percent(left, right)
         if isinstance(a, int) and isinstance(b, int) and abs(a) < 1 << 32 and abs(b) < 1 << 32:
             ops = {ast.Add: a + b, ast.Sub: a - b, ast.BitXor: a ^ b, ast.Mult: a * b}
             if type(node.op) in ops:
@@ -440,6 +544,8 @@ class Resolver:
         base = self.fold(func.value, d)
         if base is None:
             return None
+        if func.attr in ("expanduser", "resolve", "absolute") and isinstance(base.value, str) and not node.args:
+            return base  # Path('~/.bashrc').expanduser(): the same path, for these checks
         args = [self.fold(a, d) for a in node.args[:3]]
         v = base.value
         m = func.attr
@@ -468,9 +574,71 @@ class Resolver:
                     return None
                 return _join([base], v.replace(old, new))  # type: ignore[arg-type]
             return None
+        if m == "format" and isinstance(v, str):
+            keywords = {k.arg: self.fold(k.value, d) for k in node.keywords[:8] if k.arg}
+            return self._format(base, [a for a in args], keywords) if len(node.args) <= 3 else None
         if m in ("lower", "upper", "strip", "lstrip", "rstrip", "swapcase") and isinstance(v, str) and not node.args:
             return Folded(getattr(v, m)(), base.obfuscated, base.composed, base.steps)
         return None
+
+    def _format(self, template: Folded, args: list[Folded | None], keywords: dict[str, Folded | None]) -> Folded | None:
+        """``template.format(*args, **keywords)`` for plain ``{}``, ``{0}`` and ``{name}`` fields only.
+
+        Conversions, format specs (``{:>99999999}`` would allocate at will) and attribute or
+        index access are not evaluated: the result is then unknown.
+        """
+        self.budget.remaining -= len(str(template.value)) // BYTES_PER_STEP  # parsing walks the template
+        if self.budget.remaining < 0:
+            return None
+        pieces: list[str] = []
+        used: list[Folded] = [template]
+        auto = size = 0
+        for literal, field_name, spec, conversion in _FORMATTER.parse(str(template.value)):
+            pieces.append(literal)
+            size += len(literal)
+            if field_name is None:
+                continue
+            if spec or conversion:
+                return None
+            if field_name == "":
+                field_name, auto = str(auto), auto + 1
+            arg = (args[int(field_name)] if int(field_name) < len(args) else None) if field_name.isdigit() \
+                else keywords.get(field_name)
+            if arg is None or arg.text is None:
+                return None
+            used.append(arg)
+            pieces.append(arg.text)
+            size += len(arg.text)
+            if size > self.max_bytes:
+                return None
+        return _join(used, "".join(pieces))
+
+    def _percent(self, template: Folded, values: Folded) -> Folded | None:
+        """``template % values`` for ``%s`` and ``%%`` only (``%99999999d`` would allocate at will)."""
+        items = values.value if isinstance(values.value, list) else [values.value]
+        self.budget.remaining -= len(str(template.value)) // BYTES_PER_STEP
+        if self.budget.remaining < 0:
+            return None
+        pieces: list[str] = []
+        rest = iter(items)
+        size = 0
+        for literal, conv in _PERCENT.findall(str(template.value)):
+            pieces.append(literal)
+            if conv == "%%":
+                pieces.append("%")
+            elif conv == "%s":
+                item = next(rest, None)
+                if not isinstance(item, (str, int)) or isinstance(item, bool):
+                    return None
+                pieces.append(str(item))
+            elif conv:
+                return None
+            size += len(literal) + len(pieces[-1])
+            if size > self.max_bytes:
+                return None
+        if next(rest, None) is not None:
+            return None
+        return _join([template, values], "".join(pieces))
 
     def _decode(self, name: str, data: Folded, rest: list[Folded | None], node: ast.Call, d: int) -> Folded | None:
         v = data.value
@@ -491,12 +659,12 @@ class Resolver:
             elif key in ("base64", "base64_codec", "base_64") and isinstance(v, (str, bytes)):
                 out = base64.b64decode(v)
             elif key in ("zlib", "zlib_codec") and isinstance(v, bytes):
-                out = _bounded_zlib(v, self.max_bytes)
+                out = bounded_zlib(v, self.max_bytes)
             else:
                 return None
             step = key
         elif name in ("zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress") and isinstance(v, bytes):
-            out = _bounded_decompress(name.split(".")[0], v, self.max_bytes)
+            out = bounded_decompress(name.split(".")[0], v, self.max_bytes)
         elif name in ("binascii.unhexlify", "binascii.a2b_hex", "bytes.fromhex", "builtins.bytes.fromhex") and isinstance(v, (str, bytes)):
             out = bytes.fromhex(v) if isinstance(v, str) else binascii.unhexlify(v)
         elif name.startswith("base64.") or name == "binascii.a2b_base64":
@@ -514,92 +682,29 @@ class Resolver:
     def decoders_in(self, node: ast.AST) -> list[str]:
         """Decoding calls anywhere inside ``node`` (bounded walk), e.g. ``['base64.b64decode']``."""
         found: list[str] = []
-        for i, n in enumerate(ast.walk(node)):
-            if i > 2000:
-                break
+        stack: list[ast.AST] = [node]
+        followed: set[str] = set()
+        seen = 0
+        while stack and seen < _MAX_DECODER_WALK and self.budget.remaining >= 0:
+            n = stack.pop()
+            seen += 1
+            self.budget.remaining -= 1  # shared with folding: ten thousand exec(x) must not walk forever
             if isinstance(n, ast.Call):
                 q = self.qualname(n.func)
+                attr = n.func.attr if isinstance(n.func, ast.Attribute) else ""
                 if q in _DECODERS and q not in found:
                     found.append(q)
-                elif isinstance(n.func, ast.Attribute) and n.func.attr == "fromhex" and "bytes.fromhex" not in found:
-                    found.append("bytes.fromhex")
+                elif attr in ("fromhex", "translate") and attr not in found:
+                    found.append("bytes.fromhex" if attr == "fromhex" else attr)
+            elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitXor) and "xor" not in found:
+                found.append("xor")
+            elif isinstance(n, ast.Name) and n.id not in followed and len(followed) < 16:
+                # x = zlib.decompress(data); exec(x)  /  s += chr(c); exec(s): follow the name
+                followed.add(n.id)
+                stack.extend(self.assigned.get(n.id, [])[-_MAX_ASSIGNMENTS:])
+                stack.extend(self.augmented.get(n.id, [])[-_MAX_ASSIGNMENTS:])
+            stack.extend(ast.iter_child_nodes(n))
         return found
-
-
-def _bounded_decompress(kind: str, data: bytes, limit: int) -> bytes:
-    """``data`` decompressed by ``kind`` (zlib, gzip, bz2, lzma); ValueError past ``limit`` bytes."""
-    if kind == "zlib":
-        return _bounded_zlib(data, limit)
-    if kind == "gzip":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(data, limit + 1)
-    elif kind == "bz2":
-        out = bz2.BZ2Decompressor().decompress(data, limit + 1)
-    else:
-        out = lzma.LZMADecompressor().decompress(data, limit + 1)
-    if len(out) > limit:
-        raise ValueError("decompressed payload over the limit")
-    return out
-
-
-def _bounded_zlib(data: bytes, limit: int) -> bytes:
-    out = zlib.decompressobj().decompress(data, limit + 1)
-    if len(out) > limit:
-        raise ValueError("decompressed payload over the limit")
-    return out
-
-
-def decode_blob(text: str, kind: str, limit: int) -> str | None:
-    """Decode a long hex/base64 literal (and a zlib layer inside it) to text, if it is text."""
-    compact = "".join(text.split())
-    try:
-        raw = bytes.fromhex(compact) if kind == "hex" else base64.b64decode(compact + "=" * (-len(compact) % 4))
-        if raw[:1] == b"\x78":
-            try:
-                raw = _bounded_zlib(raw, limit)
-            except (zlib.error, ValueError):
-                pass
-        return raw[:limit].decode("utf-8")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-
-
-_TOKEN = re.compile(r"\w+|[^\w\s)\]}]")
-
-
-def token_estimate(text: str) -> int:
-    """An upper estimate of the Python tokens in ``text``, counted in C without building anything.
-
-    Words and every punctuation character but closing brackets count; the syntax tree that
-    :func:`ast.parse` builds has at most about two objects per counted token (a statement
-    wrapping a single name is the worst case), and holds about a kilobyte per object at its peak.
-    """
-    return _TOKEN.subn("", text)[1]
-
-
-def looks_like_python(text: str, max_tokens: int | None = None) -> bool:
-    """Whether decoded ``text`` is printable Python that calls or imports something.
-
-    Printable text of more than ``max_tokens`` tokens is not parsed here and counts as
-    code: the caller's own bound then reports it (never a silent pass).
-    """
-    if not text.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in text[:4096]):
-        return False
-    if max_tokens is not None and token_estimate(text) > max_tokens:
-        return True
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return any(isinstance(n, (ast.Call, ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
-
-
-def slow_codec(name: str) -> bool:
-    """Whether ``name`` is a codec too slow to run on untrusted input (see ``_SLOW_CODECS``)."""
-    try:
-        return codecs.lookup(name).name in _SLOW_CODECS
-    except LookupError:
-        return False
 
 
 def keyword_arg(node: ast.Call, name: str) -> ast.expr | None:
