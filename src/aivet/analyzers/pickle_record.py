@@ -55,8 +55,10 @@ def memo_put(memo: list[Any], idx: int, value: Any, pos: int) -> None:
 _R_GET = rb"(h.|j....)"
 _R_PUT = rb"(q.|r....|\x94)"
 _R_INT = rb"(?:K.|M..|J....|\x8a(?:\x01.|\x02..|\x03...|\x04....|\x05.{5}|\x06.{6}|\x07.{7}|\x08.{8}))"
-_R_SHAPE = (rb"(\)|" + _R_INT + rb"(?:\x85|" + _R_INT + rb"(?:\x86|" + _R_INT + rb"\x87))(?:q.|r....|\x94)"
-            rb"|\(" + _R_INT + rb"{0,64}t(?:q.|r....|\x94))")
+# A shape: EMPTY_TUPLE, TUPLE1-3 or MARK ... TUPLE, then its memo store (two groups: the tuple's
+# opcodes, and the store, which the loop would also take after an empty tuple, and not require).
+_R_SHAPE = (rb"(\)|" + _R_INT + rb"(?:\x85|" + _R_INT + rb"(?:\x86|" + _R_INT + rb"\x87))"
+            rb"|\(" + _R_INT + rb"{0,64}t)(q.|r....|\x94)?")
 _RECORD_HEAD = re.compile(rb"\(\(" + _R_GET + _R_GET + rb"(X....|\x8c.)", re.S)
 _RECORD_TAIL = re.compile(_R_PUT + _R_GET + rb"(" + _R_INT + rb")t" + _R_PUT + rb"Q(" + _R_INT + rb")" + _R_SHAPE
                           + _R_SHAPE + rb"([\x88\x89])" + _R_GET + rb"\)R" + _R_PUT + rb"t" + _R_PUT + rb"R"
@@ -97,17 +99,24 @@ def _store(memo: list[Any], put: bytes, value: Any, match: re.Match[bytes], grou
         memo_put(memo, idx, value, match.end(group))
 
 
-def _shape(memo: list[Any], raw: bytes, match: re.Match[bytes], group: int) -> tuple[int, ...]:
-    """A tuple of ints as the record writes it (EMPTY_TUPLE, TUPLE1-3 or MARK ... TUPLE), memoized."""
-    if raw == b")":
-        return ()
-    i = 1 if raw[0] == 0x28 else 0
-    items = []
-    while raw[i] in _INT_OPS:
-        value, i = _int_at(raw, i)
-        items.append(value)
-    shape = tuple(items)
-    _store(memo, raw[i + 1:], shape, match, group)  # the tuple opcode is raw[i]; its memo store follows
+def _shape(memo: list[Any], match: re.Match[bytes], group: int, known: dict[bytes, tuple[int, ...]]) -> tuple[int, ...]:
+    """The tuple of ints in ``match.group(group)``, memoized by the store in ``group + 1`` if any.
+
+    ``known`` maps the tuple's opcodes to the tuple: a checkpoint repeats a few shapes thousands
+    of times, and the ints are a pure function of those bytes.
+    """
+    raw = match.group(group)
+    shape = known.get(raw)
+    if shape is None:
+        i = 1 if raw[0] == 0x28 else 0
+        items = []
+        while raw[i] in _INT_OPS:
+            value, i = _int_at(raw, i)
+            items.append(value)
+        shape = known[raw] = tuple(items)
+    put = match.group(group + 1)
+    if put is not None:
+        _store(memo, put, shape, match, group + 1)
     return shape
 
 
@@ -129,7 +138,7 @@ def tensor_record(vm: PickleVM, func: Any, pos: int, memo: list[Any], chunk_end:
     tail = _RECORD_TAIL.match(data, k1, end) if k1 <= end else None
     if tail is None:
         return None
-    put, loc, numel, put_pid, offset, size, stride, grad, od, put_od, put_args, put_result = tail.groups()
+    put, loc, numel, put_pid, offset, _, _, _, _, grad, od, put_od, put_args, put_result = tail.groups()
     storage = _fetch(memo, head.group(1))
     storage_cls = _fetch(memo, head.group(2))
     try:
@@ -142,16 +151,16 @@ def tensor_record(vm: PickleVM, func: Any, pos: int, memo: list[Any], chunk_end:
     at = tail.end(4)  # the BINPERSID
     persistent = vm.persistent(pid, at)
     storage_offset = _int_at(offset, 0)[0]
-    sizes = _shape(memo, size, tail, 6)
-    strides = _shape(memo, stride, tail, 7)
-    at = tail.start(10) - 1  # the first REDUCE
+    sizes = _shape(memo, tail, 6, vm.shapes)
+    strides = _shape(memo, tail, 8, vm.shapes)
+    at = tail.start(12) - 1  # the first REDUCE
     dict_call = vm.call(_fetch(memo, od), (), None, at, 0x52)
-    _store(memo, put_od, dict_call, tail, 10)
+    _store(memo, put_od, dict_call, tail, 12)
     args = (persistent, storage_offset, sizes, strides, grad == b"\x88", dict_call)
-    _store(memo, put_args, args, tail, 11)
-    at = tail.start(12) - 1  # the second REDUCE
+    _store(memo, put_args, args, tail, 13)
+    at = tail.start(14) - 1  # the second REDUCE
     value = vm.call(func, args, None, at, 0x52)
-    _store(memo, put_result, value, tail, 12)
+    _store(memo, put_result, value, tail, 14)
     after = tail.end()
     if after > chunk_end:
         vm.ops += after - chunk_end

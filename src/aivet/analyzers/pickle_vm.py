@@ -120,6 +120,7 @@ class PickleVM:
         # Objects whose instance dict the pickle has filled (BUILD, or a call that sets state), by
         # id; the values keep them alive so that an id is never reused for another object.
         self.built: dict[int, Any] = {}
+        self.shapes: dict[bytes, tuple[int, ...]] = {}  # tensor shapes by their opcodes (pickle_record)
         self.dtype_states: dict[int, Any] = {}  # BUILD state of numpy.dtype calls, by id (kept alive above)
 
     # -- recording ----------------------------------------------------------------------------
