@@ -132,11 +132,13 @@ def _layout(fh: BinaryIO, zf: zipfile.ZipFile | LenientZip, source: Source, ctx:
     mismatched: dict[int, str] = {}
     spans: list[tuple[int, int, str]] = []
     infos = zf.infolist()
-    read_at = _ReadAhead(fh)
+    read_at = _ReadAhead(fh).read
+    size = source.size
     for info in infos:
-        if not 0 <= info.header_offset < source.size:
+        if not 0 <= info.header_offset < size:
             raise FormatError(f"member {info.filename!r} points outside the file (offset {info.header_offset})")
-        raw_name = _raw_name(info)
+        # _raw_name, inline: this loop runs once per member, thousands of times in a checkpoint.
+        raw_name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "surrogateescape")
         # One read for the header and the name it should carry (they almost always agree in length).
         head = read_at(info.header_offset, _LOCAL.size + len(raw_name))
         if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
@@ -194,7 +196,7 @@ _READ_AHEAD = 512  # a local header, its name, and the next member's data descri
 
 
 class _ReadAhead:
-    """``read_at(offset, n)`` for many small reads at rising offsets.
+    """``read(offset, n)`` for many small reads at rising offsets.
 
     Each fetch takes at least :data:`_READ_AHEAD` bytes, and a read inside the last fetch is a
     slice of it: the data descriptor that ends one member and the local header of the next are
@@ -209,7 +211,7 @@ class _ReadAhead:
         self._buf = b""
         self._at = 0
 
-    def __call__(self, offset: int, n: int) -> bytes:
+    def read(self, offset: int, n: int) -> bytes:
         rel = offset - self._at
         if rel >= 0 and rel + n <= len(self._buf):
             return self._buf[rel:rel + n]
