@@ -147,6 +147,6 @@ def test_zip_read_ahead_reads_what_the_file_holds(tmp_path: object, data: bytes,
     path = Path(str(tmp_path)) / "f.bin"
     path.write_bytes(data)
     with path.open("rb") as fh:
-        on_file, on_stream = _ReadAhead(fh), _ReadAhead(io.BytesIO(data))
+        on_file, on_stream = _ReadAhead(fh).read, _ReadAhead(io.BytesIO(data)).read
         for offset, n in reads:
             assert on_file(offset, n) == on_stream(offset, n) == data[offset:offset + n]
