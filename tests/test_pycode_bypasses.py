@@ -152,7 +152,11 @@ BYPASSES: list[tuple[str, str, str, Severity]] = [
      "CODE-HOOK", M),
     ("codecs.register search function", "import codecs\ncodecs.register(lambda name: None)\n", "CODE-HOOK", M),
     ("sys.path outside the repository", "import sys\nsys.path.insert(0, '/tmp/evil')\n", "CODE-HOOK", M),
-    ("signal handler", "import signal, os\nsignal.signal(signal.SIGTERM, lambda *a: os.system('id'))\n", "CODE-HOOK", M),
+    ("signal handler with a payload", "import signal, os\nsignal.signal(signal.SIGTERM, lambda *a: os.system('id'))\n",
+     "CODE-PROCESS", H),
+    ("signal handler from elsewhere", "import signal\nfrom helpers import on_term\nsignal.signal(signal.SIGTERM, on_term)\n",
+     "CODE-HOOK", M),
+    ("atexit of an imported callable", "import atexit, shutil\natexit.register(shutil.rmtree, '/tmp/x')\n", "CODE-HOOK", M),
     # -- introspection escapes -------------------------------------------------------------------------------------
     ("().__class__.__base__.__subclasses__()", "def f():\n    return ().__class__.__base__.__subclasses__()\n",
      "CODE-OBFUSCATION", H),
@@ -255,6 +259,19 @@ def test_bypass_is_caught(technique: str, code: str, rule: str, least: Severity)
     findings = found(code)
     sev = top(findings, rule)
     assert sev is not None and sev >= least, (technique, [(f.rule_id, f.severity.value, f.message) for f in findings])
+
+
+@pytest.mark.parametrize("code", [
+    "import atexit, torch\ndef _cleanup():\n    torch.cuda.empty_cache()\natexit.register(_cleanup)\n",
+    "import signal, sys\ndef _stop(signum, frame):\n    sys.exit(0)\nsignal.signal(signal.SIGINT, _stop)\n",
+    "import signal\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)\n",
+    "import threading\ndef tick():\n    pass\nthreading.Timer(5.0, tick).start()\n",
+])
+def test_a_callback_written_in_the_file_is_a_low_hook(code: str) -> None:
+    """Cleanup and signal handlers are common in real code; what they run is analysed as code that runs."""
+    findings = found(code)
+    assert top(findings, "CODE-HOOK") == Severity.LOW, [(f.rule_id, f.severity.value) for f in findings]
+    assert all(f.severity < Severity.MEDIUM for f in findings), [(f.rule_id, f.severity.value) for f in findings]
 
 
 def test_invalid_escapes_do_not_become_syntax_errors_under_warnings_as_errors() -> None:

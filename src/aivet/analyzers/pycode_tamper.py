@@ -59,6 +59,12 @@ _ESCAPE_CHAIN = frozenset({"__class__", "__base__", "__bases__", "__mro__"})
 _DANGEROUS_KEYS = REFERENCE_LEAVES | {"__builtins__", "os", "subprocess", "sys", "builtins", "posix", "nt"}
 
 
+# Delayed-call APIs: where the callback sits (argument position, keyword; "*": every keyword).
+_CALLBACK_AT: dict[str, tuple[int | None, str | None]] = {
+    "atexit.register": (0, None), "signal.signal": (1, "handler"), "threading.Timer": (1, "function"),
+    "sched.scheduler.enter": (2, "action"), "os.register_at_fork": (None, "*")}
+
+
 def dangerous_reference(name: str) -> Rule | None:
     """The rule a reference to callable ``name`` (not a call of it) falls under, if it is dangerous."""
     leaf = name.rsplit(".", 1)[-1]
@@ -232,11 +238,30 @@ class TamperChecks:
             return
         self.patched(f"{base.removesuffix('.__dict__')}.{attr.text}", node.args[2], node.lineno)
 
+    def _local_callbacks(self, name: str, node: ast.Call) -> bool:
+        """Whether every callback handed to the delayed-call API ``name`` is a lambda or a function
+        defined in this file (or signal's own SIG_IGN / SIG_DFL)."""
+        position, keyword = _CALLBACK_AT[name]
+        handed = [node.args[position]] if position is not None and len(node.args) > position else []
+        handed += [k.value for k in node.keywords if keyword == "*" or k.arg == keyword]
+        resolver = self.resolver
+        return bool(handed) and all(
+            isinstance(a, ast.Lambda)
+            or (isinstance(a, ast.Name) and a.id in resolver.defined and a.id not in resolver.assigned)
+            or resolver.qualname(a) in ("signal.SIG_IGN", "signal.SIG_DFL")
+            for a in handed)
+
     def hook_call(self, name: str, node: ast.Call) -> None:
         """Interpreter hooks, delayed callbacks and import-path changes."""
         if name in HOOK_CALLS:
-            self.report.add(HOOK, node.lineno, f"installs {name}: code that runs later or on every event",
-                            hook=name)
+            if name in _CALLBACK_AT and self._local_callbacks(name, node):
+                # A cleanup or signal handler written in this file: its body is analysed as code that
+                # runs (see pycode_import_time), so the registration itself says little.
+                self.report.add(HOOK, node.lineno, f"registers a function of this file with {name}",
+                                severity=Severity.LOW, hook=name)
+            else:
+                self.report.add(HOOK, node.lineno, f"installs {name}: code that runs later or on every event",
+                                hook=name)
         elif name in ("sys.path.insert", "sys.path.append", "sys.path.extend", "site.addsitedir") and node.args:
             where = self.resolver.fold(node.args[-1])
             if where is not None and where.text is not None and outside_repo(where.text):
