@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 JSONValue = Any  # a value that json.dumps accepts: str, int, float, bool, None, list, dict
 
@@ -220,6 +220,26 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class SuppressedFinding:
+    """A finding that a suppression entry accepted: kept, with the reason a person gave.
+
+    ``entry`` names the entry (``FILE #N``); see :mod:`aivet.suppressions`.
+    """
+
+    finding: Finding
+    reason: str
+    entry: str
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {**self.finding.to_dict(), "suppression": {"reason": self.reason, "entry": self.entry}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> SuppressedFinding:
+        how = data.get("suppression") or {}
+        return cls(Finding.from_dict(data), str(how.get("reason", "")), str(how.get("entry", "")))
+
+
+@dataclass(frozen=True)
 class Artifact:
     """One file (or archive member) the scanner looked at, and what it made of it."""
 
@@ -328,6 +348,7 @@ class Evidence:
     artifacts: tuple[Artifact, ...] = ()
     findings: tuple[Finding, ...] = ()
     records: tuple[Record, ...] = ()
+    suppressed: tuple[SuppressedFinding, ...] = ()  # accepted by a suppression file; not in ``findings``
     tool: Mapping[str, JSONValue] = field(default_factory=lambda: FrozenDict({"name": "aivet", "version": _version()}))
     created: str = field(default_factory=_now)
     schema_version: str = SCHEMA_VERSION
@@ -365,6 +386,7 @@ class Evidence:
             artifacts=self.artifacts + other.artifacts,
             findings=self.findings + other.findings,
             records=self.records + other.records,
+            suppressed=self.suppressed + other.suppressed,
         )
 
     # -- serialisation ---------------------------------------------------------------------
@@ -381,11 +403,13 @@ class Evidence:
                 "findings": len(self.findings),
                 "by_severity": counts,
                 "max_severity": self.max_severity.value if self.max_severity else None,
+                "suppressed": len(self.suppressed),
             },
             "subjects": [s.to_dict() for s in self.subjects],
             "artifacts": [a.to_dict() for a in self.artifacts],
             "findings": [f.to_dict() for f in self.findings],
             "records": [r.to_dict() for r in self.records],
+            "suppressed": [s.to_dict() for s in self.suppressed],
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -401,6 +425,7 @@ class Evidence:
             artifacts=tuple(Artifact.from_dict(a) for a in data.get("artifacts", [])),
             findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
             records=tuple(Record.from_dict(r) for r in data.get("records", [])),
+            suppressed=tuple(SuppressedFinding.from_dict(s) for s in data.get("suppressed", [])),
             tool=data.get("tool") or {},
             created=str(data.get("created", "")),
             schema_version=str(data["schema_version"]),

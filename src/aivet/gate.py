@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aivet.errors import ArtifactError, UsageError
 from aivet.evidence import Evidence, Record, Subject
@@ -23,6 +23,9 @@ from aivet.policy.decision import Decision
 from aivet.policy.engine import evaluate
 from aivet.policy.model import DeclaredUse, Policy, load_policy
 from aivet.repo import Target
+
+if TYPE_CHECKING:
+    from aivet.suppressions import SuppressionFile
 
 __all__ = ["GateResult", "collect_evidence", "gate", "probe_records", "decision_evidence", "subject_for"]
 
@@ -147,6 +150,7 @@ def collect_evidence(
     repo_id: str | None = None,
     allowed_root: Path | None = None,
     subject: Subject | None = None,
+    suppressions: SuppressionFile | None = None,
 ) -> Evidence:
     """Scan, verify, license, origin, BOM, lineage (and probes when ``read_probes``) merged into one Evidence.
 
@@ -155,6 +159,7 @@ def collect_evidence(
     snapshot in it, else ``model_dir`` itself. ``subject`` names the model in
     the evidence (default: as ``aivet scan`` names the directory); its
     ``repo_id`` is the origin's repository id unless ``repo_id`` is given.
+    ``suppressions`` accepts reviewed scan findings, as for :func:`aivet.scan`.
     Raises :class:`~aivet.errors.UsageError` when ``model_dir`` is not a
     directory or both ``key`` and ``trust`` are given; a bad key or trust
     bundle raises too (the caller's problem, not a fact about the model).
@@ -170,7 +175,7 @@ def collect_evidence(
     allowed = allowed_root_for(root, allowed_root)
     target = Target(subject or subject_for(root, allowed), root, allowed)
     repo_id = repo_id or target.subject.repo_id
-    evidence = scan_targets([target], ScanOptions(limits=limits))
+    evidence = scan_targets([target], ScanOptions(limits=limits), suppressions=suppressions)
     subject_id = evidence.subjects[0].id if evidence.subjects else str(root)
     evidence = evidence.merge(_signature(root, subject_id, key, trust, allowed))
     license_evidence, info = _license(root, subject_id, use, limits, allowed)
@@ -214,6 +219,7 @@ def gate(
     allowed_root: Path | None = None,
     subject: Subject | None = None,
     model_label: str | None = None,
+    suppressions: SuppressionFile | None = None,
 ) -> GateResult:
     """Collect the evidence about ``model_dir`` and decide under ``policy`` (a Policy, profile name or file).
 
@@ -229,7 +235,8 @@ def gate(
     declared = use or loaded.use
     evidence = collect_evidence(model_dir, use=declared, key=key, trust=trust, limits=limits,
                                 probe_ledger=probe_ledger, read_probes=read_probes, model_digest=model_digest,
-                                repo_id=repo_id, allowed_root=allowed_root, subject=subject)
+                                repo_id=repo_id, allowed_root=allowed_root, subject=subject,
+                                suppressions=suppressions)
     decision = evaluate(loaded, evidence, use=declared, model=model_label or str(model_dir),
                         model_digest=model_digest)
     return GateResult(decision, evidence, loaded)

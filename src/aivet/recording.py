@@ -41,7 +41,7 @@ def record(evidence: Evidence, *, kind: str, model_dir: Path | None, ledger: str
 
 
 def record_scan(evidence: Evidence, *, ledger: str | None = None) -> list[Recorded]:
-    """One ledger entry per scanned subject (model), each with that subject's findings only."""
+    """One ledger entry per scanned subject (model), each with that subject's findings (and suppressed ones) only."""
     out = []
     for subject in evidence.subjects:
         part = replace(
@@ -49,7 +49,9 @@ def record_scan(evidence: Evidence, *, ledger: str | None = None) -> list[Record
             subjects=(subject,),
             artifacts=tuple(a for a in evidence.artifacts if a.subject == subject.id),
             findings=tuple(f for f in evidence.findings if f.subject == subject.id),
-            records=tuple(r for r in evidence.records if r.subject == subject.id),
+            # Records without a subject (which suppression file was applied) belong to every part.
+            records=tuple(r for r in evidence.records if r.subject in (subject.id, "")),
+            suppressed=tuple(s for s in evidence.suppressed if s.finding.subject == subject.id),
         )
         # An hf:// subject's location is the reference, not a directory: it is recorded unlinked.
         model_dir = Path(subject.location) if subject.kind in ("directory", "hf-cache") else None

@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from aivet.analyzers.context import Context, ScanOptions
 from aivet.analyzers.engine import iter_files, scan_files
 from aivet.evidence import Evidence
 from aivet.limits import DEFAULT_LIMITS, Limits
 from aivet.repo import Target, resolve
+
+if TYPE_CHECKING:
+    from aivet.suppressions import SuppressionFile
 
 __all__ = ["scan", "scan_targets", "ScanOptions"]
 
@@ -26,19 +30,21 @@ def scan(
     strict: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    suppressions: SuppressionFile | None = None,
 ) -> Evidence:
     """Scan model repositories, files, hub caches or ``hf://`` references without executing them.
 
     Returns one :class:`~aivet.evidence.Evidence` covering every subject.
     ``progress(path, nbytes)`` is called after each file; ``on_start(files, bytes)``
-    once the files to scan are known. Raises :class:`~aivet.errors.AivetError`
+    once the files to scan are known. ``suppressions`` (:func:`aivet.suppressions.load`)
+    moves the findings its entries accept to ``Evidence.suppressed``. Raises :class:`~aivet.errors.AivetError`
     only for problems with the request itself (a missing path, an offline hub);
     everything wrong with the content becomes a finding.
     """
     if not paths:
         raise TypeError("scan() needs at least one path")
     targets = [t for p in paths for t in resolve(p)]
-    return scan_targets(targets, ScanOptions(limits=limits, strict=strict), progress, on_start)
+    return scan_targets(targets, ScanOptions(limits=limits, strict=strict), progress, on_start, suppressions)
 
 
 def scan_targets(
@@ -46,7 +52,10 @@ def scan_targets(
     options: ScanOptions,
     progress: Progress | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    suppressions: SuppressionFile | None = None,
 ) -> Evidence:
+    """Scan resolved targets (see :func:`scan`)."""
+    targets = list(targets)
     evidence = Evidence()
     plans = []
     total_files = total_bytes = 0
@@ -74,5 +83,10 @@ def scan_targets(
             artifacts=evidence.artifacts + tuple(ctx.artifacts),
             findings=evidence.findings + tuple(ctx.findings),
         )
+    if suppressions is not None:
+        from aivet import suppressions as accepted
+
+        hasher = accepted.TargetHasher({t.subject.id: (t.path, t.allowed_root) for t in targets})
+        evidence = accepted.apply(evidence, suppressions, hasher)
     return evidence
 

@@ -61,6 +61,10 @@ def gate(
                                                help="Ledger to record in and to read probe results from.")] = None,
     limit: Annotated[list[str] | None, typer.Option("--limit", metavar="NAME=VALUE",
                                                     help="Override a safety limit, as for `aivet scan`.")] = None,
+    suppressions: Annotated[str | None, typer.Option(
+        "--suppressions", metavar="FILE", help="Accept the reviewed scan findings listed in FILE, as for "
+                                               "`aivet scan` (the policy sees their count as scan.suppressed).")]
+    = None,
 ) -> None:
     """Decide whether MODEL may be deployed under a policy: allow, allow with obligations, or deny."""
     from aivet import recording
@@ -72,6 +76,11 @@ def gate(
 
     limits = parse_limits(limit or [])
     loaded = load_policy(policy)  # a bad policy is reported before the model is read
+    accepted = None
+    if suppressions is not None:
+        from aivet.suppressions import load as load_suppressions
+
+        accepted = load_suppressions(suppressions)  # as is a bad suppression file
     use = loaded.use
     if commercial is not None:
         use = replace(use, commercial=commercial)
@@ -95,7 +104,7 @@ def gate(
     result = run_gate(model_dir, loaded, use=use, key=key, trust=tuple(trust or ()), limits=limits, probe_ledger=ledger,
                       read_probes=read_probes, model_digest=digest, repo_id=repo_id or target.subject.repo_id,
                       allowed_root=target.allowed_root, subject=target.subject,
-                      model_label=model if model.startswith("hf://") else str(model_dir))
+                      model_label=model if model.startswith("hf://") else str(model_dir), suppressions=accepted)
     if record_wanted:
         entry = recording.record(decision_evidence(result), kind="gate", model_dir=model_dir, ledger=ledger,
                                  model_digest=digest)

@@ -144,13 +144,16 @@ def scan(
     ledger: Annotated[str | None, typer.Option("--ledger", metavar="PATH_OR_URL",
                                                help="Ledger to record in (SQLite path or postgresql:// URL).")]
     = None,
+    suppressions: Annotated[str | None, typer.Option(
+        "--suppressions", metavar="FILE", help="Accept the reviewed findings listed in FILE (TOML; see "
+                                               "docs/suppressions.md). Never read from the scanned model.")] = None,
 ) -> None:
     """Scan model repositories for malicious or unsafe content; nothing is loaded or executed."""
     from aivet.cli.scan_command import ScanRequest, run_scan
 
     request = ScanRequest(paths=tuple(paths or ()), example=example, format=fmt.value, output=output,
                           fail_on=fail_on.value, strict=strict, limit=tuple(limit or ()), no_progress=no_progress,
-                          quiet=quiet, record=record, ledger=ledger)
+                          quiet=quiet, record=record, ledger=ledger, suppressions=suppressions)
     raise typer.Exit(run_scan(request))
 
 

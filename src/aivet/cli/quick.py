@@ -33,6 +33,7 @@ OPTIONS: dict[str, tuple[str, object]] = {
     "--record": ("record", True),
     "--no-record": ("record", False),
     "--ledger": ("ledger", None),
+    "--suppressions": ("suppressions", None),
 }
 # Options whose value must be one of these (typer compares them case-insensitively).
 CHOICES: dict[str, tuple[str, ...]] = {

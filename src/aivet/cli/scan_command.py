@@ -36,6 +36,7 @@ class ScanRequest(NamedTuple):
     quiet: bool = False
     record: bool | None = None
     ledger: str | None = None
+    suppressions: str | None = None  # a suppression file (TOML), see docs/suppressions.md
 
 
 def run_scan(request: ScanRequest) -> int:
@@ -50,6 +51,11 @@ def run_scan(request: ScanRequest) -> int:
     if not request.example and not targets:
         raise UsageError("nothing to scan: give at least one PATH (or --example to scan the built-in demo)")
     limits = parse_limits(request.limit)
+    accepted = None
+    if request.suppressions is not None:
+        from aivet import suppressions
+
+        accepted = suppressions.load(request.suppressions)
     if request.example:
         import tempfile
 
@@ -64,7 +70,7 @@ def run_scan(request: ScanRequest) -> int:
 
     with ScanProgress(progress_wanted(quiet=request.quiet, no_progress=request.no_progress)) as bar:
         evidence = scan_paths(*targets, limits=limits, strict=request.strict, progress=bar.advance,
-                              on_start=bar.on_start)
+                              on_start=bar.on_start, suppressions=accepted)
 
     _record(evidence, request)
     fmt = report.ReportFormat(request.format)
@@ -78,6 +84,11 @@ def run_scan(request: ScanRequest) -> int:
         quiet=request.quiet,
     )
     text = report.render(evidence, fmt, options)
+    if accepted is not None and not request.quiet and (fmt is not report.ReportFormat.TERMINAL or output is not None):
+        from aivet.suppressions import warnings
+
+        for line in warnings(evidence):  # the terminal report shows them itself
+            err(f"warning: {report.printable(line)}")
     if output is None:
         write_stdout(text)
     else:

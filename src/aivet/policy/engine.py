@@ -91,6 +91,7 @@ def facts(evidence: Evidence, use: DeclaredUse) -> dict[str, Any]:
     out["scan.rules"] = sorted({f.rule_id for f in notable})
     out["scan.files"] = len(evidence.artifacts)
     out["scan.incomplete"] = sum(1 for a in evidence.artifacts if a.status is not ArtifactStatus.ANALYZED)
+    out["scan.suppressed"] = len(evidence.suppressed)
 
     sig = _last(evidence, "signature")
     problems = sorted({f.rule_id for f in evidence.findings if f.rule_id.startswith("SIGN-")})

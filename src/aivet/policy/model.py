@@ -74,6 +74,8 @@ FIELDS: Mapping[str, tuple[FieldType, str]] = {
     "scan.rules": (FieldType.LIST, "rule ids of the scan findings at LOW or above"),
     "scan.files": (FieldType.INT, "files scanned"),
     "scan.incomplete": (FieldType.INT, "files not fully analysed (partial, unsupported, error)"),
+    "scan.suppressed": (FieldType.INT, "scan findings a suppression file accepted (--suppressions); not in the "
+                                       "other scan fields"),
     "signature.status": (FieldType.STR, "verified | partially-verified | failed | unverified | missing"),
     "signature.method": (FieldType.STR, "key | certificate | sigstore"),
     "signature.signer": (FieldType.STR, "signer identity: certificate subject, Sigstore identity or key hint"),

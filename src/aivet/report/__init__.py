@@ -112,15 +112,21 @@ def verdict(evidence: Evidence, fail_on: Severity) -> str:
         parts = ", ".join(f"{n} {sev.value}" for sev, n in counts)
         noun = "finding" if len(bad) == 1 else "findings"
         hit = len({(f.subject, _outer(f.location.path)) for f in bad})
-        return f"{parts} {noun} in {hit} of {total} files — not safe to load"
+        return f"{parts} {noun} in {hit} of {total} files{_suppressed(evidence)} — not safe to load"
     below = len(evidence.findings)
     text = f"no findings at or above {fail_on.value} in {total} files"
     if below:
         text += f" ({below} below the threshold)"
+    text += _suppressed(evidence)
     incomplete = len(not_fully_analysed(evidence))
     if incomplete:
         text += f"; {incomplete} not fully analysed — review them before loading"
     return text
+
+
+def _suppressed(evidence: Evidence) -> str:
+    n = len(evidence.suppressed)
+    return f"; {n} suppressed" if n else ""
 
 
 def _counts(findings: Iterable[Finding]) -> list[tuple[Severity, int]]:

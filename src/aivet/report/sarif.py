@@ -56,10 +56,18 @@ def to_sarif(evidence: Evidence, options: ReportOptions) -> dict[str, Any]:
     subjects = {s.id: s for s in evidence.subjects}
     catalogue = rules.catalogue()
     order = {rule_id: i for i, rule_id in enumerate(catalogue)}
-    used = sorted({f.rule_id for f in evidence.findings}, key=lambda r: (order.get(r, len(order)), r))
+    accepted = [s.finding for s in evidence.suppressed]
+    used = sorted({f.rule_id for f in (*evidence.findings, *accepted)}, key=lambda r: (order.get(r, len(order)), r))
     index = {rule_id: i for i, rule_id in enumerate(used)}
     findings = sorted(evidence.findings, key=lambda f: f.severity, reverse=True)
     results = [_result(f, index[f.rule_id], subjects.get(f.subject), base) for f in findings[:MAX_RESULTS]]
+    # Accepted findings stay in the log, marked as suppressed (SARIF 3.35), after the active ones.
+    for s in evidence.suppressed[:max(0, MAX_RESULTS - len(results))]:
+        result = _result(s.finding, index[s.finding.rule_id], subjects.get(s.finding.subject), base)
+        result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": s.reason,
+                                   "properties": {"entry": s.entry}}]
+        results.append(result)
+    dropped = len(findings) + len(evidence.suppressed) - len(results)
     run: dict[str, Any] = {
         "tool": {
             "driver": {
@@ -72,7 +80,7 @@ def to_sarif(evidence: Evidence, options: ReportOptions) -> dict[str, Any]:
         },
         "results": results,
         "columnKind": "unicodeCodePoints",
-        "invocations": [_invocation(evidence, len(findings) - len(results))],
+        "invocations": [_invocation(evidence, dropped)],
         "properties": {"subjects": [s.to_dict() for s in evidence.subjects]},
     }
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [_strings(run)]}
@@ -199,6 +207,11 @@ def _invocation(evidence: Evidence, dropped: int) -> dict[str, Any]:
                                 + (f" ({artifact.note})" if artifact.note else "")},
             "descriptor": {"id": f"artifact-{artifact.status.value}"},
         })
+    if any(r.kind == "suppressions" for r in evidence.records):
+        from aivet.suppressions import warnings
+
+        notes.extend({"level": "warning", "message": {"text": line}, "descriptor": {"id": "suppression-entry"}}
+                     for line in warnings(evidence))
     if dropped:
         notes.append({"level": "warning", "message": {"text": f"{dropped} findings left out (GitHub's limit)"},
                       "descriptor": {"id": "results-truncated"}})

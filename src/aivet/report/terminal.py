@@ -34,6 +34,7 @@ STYLE = {
 MAX_DETAILS = 3
 MAX_VALUE = 120
 MAX_FINDINGS_PER_FILE = 50  # past that, a count: a hostile file can raise thousands
+MAX_SUPPRESSED_SHOWN = 20
 
 
 class Line:
@@ -98,6 +99,7 @@ def report_lines(evidence: Evidence, options: ReportOptions) -> Iterator[Line]:
                 more = _summary(findings[MAX_FINDINGS_PER_FILE:])
                 yield Line(f"      … and {len(findings) - MAX_FINDINGS_PER_FILE} more ({more})", "dim")
     yield from _gaps(evidence)
+    yield from _suppressed(evidence)
     yield Line()
     yield Line(_formats_line(evidence.artifacts), "dim")
     code = exit_code(evidence, options.fail_on)
@@ -213,6 +215,28 @@ def _gaps(evidence: Evidence) -> Iterator[Line]:
         if a.note:
             line.append(f"  {_value(a.note)}", "dim")
         yield line
+
+
+def _suppressed(evidence: Evidence) -> Iterator[Line]:
+    """Findings a suppression file accepted (one line each, capped), then entries to look at."""
+    if not evidence.suppressed and all(r.kind != "suppressions" for r in evidence.records):
+        return  # no suppression file: nothing to import
+    from aivet.suppressions import warnings
+
+    notes = warnings(evidence)
+    if not evidence.suppressed and not notes:
+        return
+    yield Line()
+    if evidence.suppressed:
+        yield Line(f"Suppressed ({len(evidence.suppressed)}), not counted for --fail-on:", "bold")
+    for s in evidence.suppressed[:MAX_SUPPRESSED_SHOWN]:
+        f = s.finding
+        yield Line(f"  {f.severity.value:<8} {f.rule_id} {printable(f.location.path)} — {printable(s.reason)} "
+                   f"({printable(s.entry)})", "dim")
+    if len(evidence.suppressed) > MAX_SUPPRESSED_SHOWN:
+        yield Line(f"  … and {len(evidence.suppressed) - MAX_SUPPRESSED_SHOWN} more (see --format json)", "dim")
+    for note in notes:
+        yield Line(f"  warning: {printable(note)}", "yellow")
 
 
 def _formats_line(artifacts: Iterable[Artifact]) -> str:
