@@ -425,3 +425,11 @@ def test_recording_keeps_suppressed_findings_and_the_record(repo: Path, tmp_path
         stored = Evidence.from_dict(log.get(entry.index).body)
     assert stored.suppressed == evidence.suppressed
     assert suppressions.record_of(stored) == suppressions.record_of(evidence)
+
+
+def test_a_single_file_target_is_pinned_by_its_own_digest(repo: Path, tmp_path: Path) -> None:
+    evil = repo / "evil.bin"
+    path = _write(tmp_path, f"[[suppress]]\nrule = 'PICKLE-DANGEROUS-GLOBAL'\npath = 'evil.bin'\n"
+                            f"sha256 = '{_sha(evil)}'\nreason = 'kept sample'\n")
+    evidence = aivet.scan(evil, suppressions=suppressions.load(path))
+    assert not evidence.findings and [s.finding.location.path for s in evidence.suppressed] == ["evil.bin"]
