@@ -433,3 +433,35 @@ def test_a_single_file_target_is_pinned_by_its_own_digest(repo: Path, tmp_path: 
                             f"sha256 = '{_sha(evil)}'\nreason = 'kept sample'\n")
     evidence = aivet.scan(evil, suppressions=suppressions.load(path))
     assert not evidence.findings and [s.finding.location.path for s in evidence.suppressed] == ["evil.bin"]
+
+
+_severities = st.sampled_from(list(Severity))
+_paths = st.sampled_from(["a.py", "b/c.bin", "d.zip!e.pkl", "x y.json"])
+_rule_ids = st.sampled_from(RULES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(findings=st.lists(st.builds(lambda r, s, p: Finding(r, s, "m", Location(p), "subj"), _rule_ids, _severities,
+                                   _paths), max_size=12),
+       entries=st.lists(st.tuples(st.sampled_from([*RULES, "CODE-*", "PICKLE-*"]),
+                                  st.none() | _paths | st.just("*"), st.booleans(), st.booleans()), max_size=5))
+def test_apply_loses_nothing_and_never_accepts_an_unpinned_high(findings: list[Finding],
+                                                                entries: list[tuple[str, str | None, bool, bool]]) -> None:
+    pins = {p: hashlib.sha256(p.split("!")[0].encode()).hexdigest() for p in ["a.py", "b/c.bin", "d.zip!e.pkl",
+                                                                             "x y.json"]}
+    entry_objs = tuple(
+        suppressions.Suppression(rule, "r", f"f #{i}", path=path,
+                                 sha256=(hashlib.sha256((path or "a.py").split("!")[0].encode()).hexdigest()
+                                         if pinned else None),
+                                 expires=dt.date(2000, 1, 1) if expired else None)
+        for i, (rule, path, pinned, expired) in enumerate(entries, 1))
+    evidence = Evidence(subjects=(Subject("subj", "directory", "subj"),), findings=tuple(findings))
+    out = suppressions.apply(evidence, suppressions.SuppressionFile("f", "0" * 64, entry_objs),
+                             lambda f: pins[f.location.path], today=dt.date(2026, 1, 1))
+    assert sorted(map(repr, out.findings + tuple(s.finding for s in out.suppressed))) == sorted(map(repr, findings))
+    by_origin = {e.origin: e for e in entry_objs}
+    for s in out.suppressed:
+        entry = by_origin[s.entry]
+        assert entry.covers(s.finding) and entry.expires is None
+        if s.finding.severity >= Severity.HIGH:
+            assert entry.sha256 == pins[s.finding.location.path]
