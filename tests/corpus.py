@@ -23,6 +23,7 @@ AREAS = (
     "repo_files",
     "python_files",
     "loader_configs",
+    "yaml_files",
 )
 
 

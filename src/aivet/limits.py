@@ -59,6 +59,10 @@ class Limits:
     max_decode_depth: int = 4  # decoded code that itself decodes code, analysed this many levels deep
     max_fold_steps: int = 1_000_000  # constant-folding steps per Python file and the code decoded from it
     max_findings_per_file: int = 200  # after that, one finding says how many more were dropped
+    # YAML configs (composed to nodes, never constructed; an alias is one event, not a copy)
+    max_yaml_events: int = 500_000  # nodes + aliases per file (NeMo configs ~2,000; a few s, ~250 MiB at the bound)
+    max_yaml_depth: int = 256  # nesting (real configs < 20; PyYAML's own recursive composer fails near 300)
+    max_yaml_documents: int = 1_000  # documents in one stream (model configs have one)
     # Repository walk
     max_files: int = 1_000_000
     max_seconds_per_file: float = 300.0

@@ -161,6 +161,7 @@ RULE_MODULES = (
     "aivet.analyzers.config_libraries",
     "aivet.analyzers.template",
     "aivet.analyzers.secrets",
+    "aivet.analyzers.yaml_config",
     "aivet.provenance.verify",
     "aivet.provenance.bom",
 )

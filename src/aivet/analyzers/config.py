@@ -176,6 +176,12 @@ def analyze(source: Source, ctx: Context) -> Outcome:
             ctx.location(source), f"{dups.count} duplicate key(s): {', '.join(dups.keys[:5])}",
             severity=Severity.HIGH if security else None, keys=dups.keys, count=dups.count))
     fmt = "hf-config" if name == "config.json" else "tokenizer-config" if name in _TOKENIZER_NAMES else "json"
+    # Keras 3 loads a directory holding config.json as it loads a .keras zip (and model_from_json
+    # reads the same shape): a top-level class_name and config, which no transformers config has.
+    from aivet.analyzers.keras import check_keras_json_config
+
+    if check_keras_json_config(data, source, ctx):
+        fmt = "keras-config"
     if isinstance(data, dict):
         templates = _check_config(data, source, ctx)
     else:

@@ -59,6 +59,7 @@ ANALYZERS: dict[Format, tuple[str, str]] = {
     Format.PYTHON: ("aivet.analyzers.pycode", "analyze"),
     Format.JSON: ("aivet.analyzers.config", "analyze"),
     Format.JINJA: ("aivet.analyzers.template", "analyze_file"),
+    Format.YAML: ("aivet.analyzers.yaml_config", "analyze"),
     Format.TEXT: ("aivet.analyzers.secrets", "analyze_text"),
     Format.COMPILED_CODE: ("aivet.analyzers.native", "analyze"),
     Format.BENIGN_BINARY: ("aivet.analyzers.engine", "analyze_benign"),

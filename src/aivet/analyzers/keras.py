@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import re
 import zipfile
@@ -64,7 +65,8 @@ DOWNLOAD_GADGET = Rule(
     "KERAS-GADGET",
     "Keras config uses a Keras utility as a gadget",
     "The config references a Keras function that touches files, the network or the loader's own "
-    "safety switch (keras.utils.get_file / file_utils, enable_unsafe_deserialization). Published "
+    "safety switch (keras.utils.get_file / file_utils, enable_unsafe_deserialization, a safe_mode "
+    "argument) or loads another model (model_from_json, the legacy HDF5 loader). Published "
     "safe_mode bypasses use get_file to download attacker files or overwrite local ones "
     "(CVE-2025-8747) and use the switch to turn safe_mode off from inside the model.",
     Severity.HIGH,
@@ -108,14 +110,27 @@ FILE_REFERENCE = Rule(
     "`vocabulary` and read it while the model is rebuilt; TFSMLayer loads the SavedModel at its "
     "`filepath`. Through tf.io.gfile the path may also be a gs://, s3:// or http(s):// URL: any local "
     "file becomes the vocabulary (readable again with get_vocabulary) or the server makes requests "
-    "of the model author's choosing (CVE-2025-12058, a safe_mode bypass). Keras saves vocabularies as "
-    "assets inside the archive, never as paths.",
+    "of the model author's choosing (CVE-2025-12058, a safe_mode bypass). KerasHub tokenizers "
+    "(WordPiece, BytePair, SentencePiece and the model tokenizers built on them) read `vocabulary`, "
+    "`merges` or `proto` the same way when given a string. Keras saves vocabularies as assets inside "
+    "the archive, never as paths.",
     Severity.HIGH,
     (ATLAS_UNSAFE_ARTIFACTS,),
     ("CWE-22", "CWE-918"),
 )
+TORCH_MODULE = Rule(
+    "KERAS-TORCH-MODULE",
+    "Keras TorchModuleWrapper carries a pickled PyTorch module",
+    "A TorchModuleWrapper layer stores its whole torch.nn.Module as torch.save bytes (base64 in the "
+    "config) and rebuilds it with torch.load(weights_only=False): a pickle that runs any code it names. "
+    "Keras versions before the fix did this even in safe_mode. The bytes are decoded and analysed as a "
+    "nested file (its pickle findings follow); a module of classes from outside torch needs their code.",
+    Severity.HIGH,
+    (ATLAS_UNSAFE_ARTIFACTS, ATLAS_SUPPLY_CHAIN_MODEL),
+    ("CWE-502",),
+)
 RULES = (LAMBDA_LAYER, FUNCTION_REFERENCE, UNSAFE_MODULE, DOWNLOAD_GADGET, CUSTOM_OBJECT, TF_OP_LAMBDA,
-         UNREADABLE_CONFIG, FILE_REFERENCE)
+         UNREADABLE_CONFIG, FILE_REFERENCE, TORCH_MODULE)
 
 _ALLOWED_ROOTS = ("keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv")
 _DANGEROUS_ROOTS = frozenset(
@@ -128,12 +143,19 @@ _DANGEROUS_NAMES = frozenset(
     "getattr setattr import_module socket connect urlopen urlretrieve".split())
 # Keras functions that fetch or write files, load other models, turn safe_mode off or unmarshal code:
 # under a Keras module they pass the module allowlist, and a Lambda can call them with config arguments.
+# Loading another model (model_from_json, the legacy HDF5 loader that ignored safe_mode, CVE-2025-9905)
+# from inside a config, or writing files (plot_model, extract_archive), is a gadget as well.
 _GADGET = re.compile(r"get_file|file_utils|enable_unsafe_deserialization|safe_mode|urlretrieve|func_load|"
-                     r"(^|\.)load_model$")
-# Layers that read the file (or URL) their config names; the key that names it.
-_FILE_KEYS = {"StringLookup": "vocabulary", "IntegerLookup": "vocabulary", "IndexLookup": "vocabulary",
-              "TextVectorization": "vocabulary", "TFSMLayer": "filepath"}
+                     r"(^|\.)load_model$|load_model_from_hdf5|model_from_(json|yaml|config)|load_weights|"
+                     r"deserialize_keras_object|set_global_attribute|plot_model|model_to_dot|extract_archive")
+# Layers that read the file (or URL) their config names; the keys that name it. KerasHub/KerasNLP
+# tokenizers take a path as well: WordPieceTokenizer a vocabulary file, BytePairTokenizer vocabulary
+# and merges files, SentencePieceTokenizer a proto file; every model tokenizer subclasses one of them.
+_FILE_KEYS = {"StringLookup": ("vocabulary",), "IntegerLookup": ("vocabulary",), "IndexLookup": ("vocabulary",),
+              "TextVectorization": ("vocabulary",), "TFSMLayer": ("filepath",)}
+_TOKENIZER_FILE_KEYS = ("vocabulary", "merges", "proto")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_MODULE_NAME = re.compile(r"^[^+/=\s]{1,512}$")  # anything importlib might take; not a base64 blob
 _TF_OP_DANGER = re.compile(r"(^|\.)(io|gfile|summary|debugging)\.|py_func|numpy_function|py_function|"
                            r"load_op_library|load_library|load_pluggable_device_library|"
                            r"write_file|read_file|save|restore|print")
@@ -146,6 +168,14 @@ def _allowed_module(module: str) -> bool:
     if root in _ALLOWED_ROOTS:
         return True
     return module == "tensorflow.keras" or module.startswith(("tensorflow.keras.", "tensorflow.python.keras"))
+
+
+def _file_keys(class_name: str) -> tuple[str, ...]:
+    """The config keys whose string value the class reads as a file path or URL when rebuilt."""
+    if class_name in _FILE_KEYS:
+        return _FILE_KEYS[class_name]
+    # A tokenizer's vocabulary is a list (or saved as an asset) in a saved config; a string is a path.
+    return _TOKENIZER_FILE_KEYS if class_name.endswith("Tokenizer") else ()
 
 
 def pointer_token(token: str) -> str:
@@ -175,6 +205,11 @@ def check_keras_config(config: object, source: Source, ctx: Context, pointer: st
             break
         if isinstance(node, dict):
             _check_object(node, source, ctx, where, offset)
+            # A key such as "safe_mode": false passes a Lambda's or gadget's arguments by name.
+            for key in node:
+                if isinstance(key, str) and _GADGET.search(key):
+                    ctx.add(DOWNLOAD_GADGET.finding(ctx.location(source, pointer=f"{where}/{pointer_token(key)}"),
+                                                    f"config passes the argument {key[:200]!r}", value=key[:200]))
             stack.extend((v, f"{where}/{pointer_token(str(k))}") for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
@@ -216,20 +251,24 @@ def _check_object(obj: dict[object, object], source: Source, ctx: Context, where
         danger = bool(_TF_OP_DANGER.search(fn)) or (raw_op is not None and savedmodel.risky_op(raw_op))
         ctx.add(TF_OP_LAMBDA.finding(loc, f"{class_name} calls TensorFlow function {fn[:200]!r}",
                                      severity=Severity.HIGH if danger else None, function=fn[:200]))
-    elif isinstance(class_name, str) and class_name in _FILE_KEYS and isinstance(inner, dict):
-        key = _FILE_KEYS[class_name]
-        path = inner.get(key)
-        if isinstance(path, str) and path:
-            remote = bool(_URL.match(path))
-            ctx.add(FILE_REFERENCE.finding(
-                loc, f"{class_name} reads its {key} from {'URL' if remote else 'file'} {path[:200]!r} when loaded",
-                class_name=class_name, key=key, path=path[:1000], remote=remote))
+    elif isinstance(class_name, str) and _file_keys(class_name) and isinstance(inner, dict):
+        for key in _file_keys(class_name):
+            path = inner.get(key)
+            if isinstance(path, str) and path:
+                remote = bool(_URL.match(path))
+                ctx.add(FILE_REFERENCE.finding(
+                    loc, f"{class_name} reads its {key} from {'URL' if remote else 'file'} {path[:200]!r} when loaded",
+                    class_name=class_name, key=key, path=path[:1000], remote=remote))
+    elif class_name == "TorchModuleWrapper" and isinstance(inner, dict) and "module" in inner:
+        _report_torch_module(inner["module"], source, ctx, where, loc)
     elif class_name == "function" and isinstance(inner, str):
         if not (isinstance(module, str) and _allowed_module(module)):
             _report_function(str(module or ""), inner, loc, ctx)
             return  # the module is reported as part of the function
-    # A legacy Lambda config's own "module" is where its function came from (reported above).
-    if isinstance(module, str) and not _allowed_module(module) and "function_type" not in obj:
+    # A legacy Lambda config's own "module" is where its function came from (reported above); a module
+    # name is a dotted identifier, while TorchModuleWrapper's config keeps torch.save bytes under the key.
+    if isinstance(module, str) and _MODULE_NAME.match(module) and not _allowed_module(module) \
+            and "function_type" not in obj:
         root = module.split(".", 1)[0]
         critical = root in _DANGEROUS_ROOTS
         ctx.add(UNSAFE_MODULE.finding(
@@ -239,6 +278,24 @@ def _check_object(obj: dict[object, object], source: Source, ctx: Context, where
     if isinstance(registered, str) and ">" in registered and registered.split(">", 1)[0] not in _ALLOWED_ROOTS:
         ctx.add(CUSTOM_OBJECT.finding(loc, f"config needs the custom object {registered[:200]!r}",
                                       registered_name=registered[:200]))
+
+
+def _report_torch_module(value: object, source: Source, ctx: Context, where: str, loc: Location) -> None:
+    """Report a TorchModuleWrapper's pickled module and analyse its bytes as a nested file."""
+    if isinstance(value, dict) and value.get("class_name") == "__bytes__" and isinstance(value.get("config"), dict):
+        value = value["config"].get("value")  # older Keras serialised the raw bytes this way
+    data: bytes | None = None
+    if isinstance(value, str) and len(value) <= 4 * ctx.limits.max_string_bytes:
+        try:
+            data = base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, ValueError):
+            data = value.encode("latin-1", "replace")
+    ctx.add(TORCH_MODULE.finding(loc, "TorchModuleWrapper rebuilds a pickled torch module with torch.load when "
+                                 "the model loads" + ("" if data else " (its bytes could not be read)"),
+                                 length=len(data or b"")))
+    if data and source.depth < ctx.limits.max_archive_depth:
+        payload = data
+        ctx.analyze(source.child(f"{where or '/'}#torch-module", len(payload), lambda: io.BytesIO(payload)))
 
 
 def _report_function(module: str, name: str, loc: Location, ctx: Context) -> None:
@@ -313,13 +370,13 @@ def analyze_keras_zip(zf: zipfile.ZipFile, source: Source, ctx: Context, *,
     names = {info.filename: info for info in zf.infolist()}
     status = ArtifactStatus.ANALYZED
     note = ""
-    for name in ("config.json", "metadata.json"):
-        info = names.get(name)
-        if info is None:
-            if name == "config.json":
-                ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source), "Keras archive has no config.json"))
-                status = ArtifactStatus.PARTIAL
-            continue
+    if "config.json" not in names:
+        ctx.add(UNREADABLE_CONFIG.finding(ctx.location(source), "Keras archive has no config.json"))
+        status = ArtifactStatus.PARTIAL
+    # Every entry of that name, not only the last one Python's zipfile (and so Keras) opens: other zip
+    # readers take the first, and a hidden second config is a parser differential in itself.
+    for info in [i for i in zf.infolist() if i.filename in ("config.json", "metadata.json")]:
+        name = info.filename
         member = source.child(name, info.file_size, _opener(zf, info))
         if info.file_size > ctx.limits.max_text_file_bytes:
             ctx.add(rules.LIMIT_EXCEEDED.finding(ctx.location(member), f"{name} is {info.file_size} bytes",
@@ -362,6 +419,21 @@ def _opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO
     return open_member
 
 
+def check_keras_json_config(doc: object, source: Source, ctx: Context) -> bool:
+    """Check ``doc`` (a decoded JSON file) when it is a Keras model config; return whether it is one.
+
+    Keras 3 loads a *directory* holding config.json (and model.weights.h5) as it loads a ``.keras``
+    zip, including Hugging Face repositories through ``hf://`` (saving_lib._load_model_from_dir), and
+    ``model_from_json`` reads the JSON of ``model.to_json()``: both are a top-level object with a
+    ``class_name`` string and a ``config``. Transformers and diffusers configs never have those keys.
+    """
+    if not (isinstance(doc, dict) and isinstance(doc.get("class_name"), str)
+            and isinstance(doc.get("config"), (dict, list))):
+        return False
+    check_keras_config(doc, source, ctx)
+    return True
+
+
 def check_keras_json_text(text: bytes | str, source: Source, ctx: Context, pointer: str = "") -> bool:
     """Parse ``text`` as JSON and check it as a Keras config; False (and a finding) if unparseable."""
     try:
@@ -374,4 +446,5 @@ def check_keras_json_text(text: bytes | str, source: Source, ctx: Context, point
     return True
 
 
-__all__ = ["RULES", "analyze_keras_zip", "check_keras_config", "check_keras_json_text", "printable_strings"]
+__all__ = ["RULES", "analyze_keras_zip", "check_keras_config", "check_keras_json_config", "check_keras_json_text",
+           "printable_strings"]

@@ -54,7 +54,8 @@ EXTERNAL_DATA_MISSING = Rule(
 CUSTOM_DOMAIN = Rule(
     "ONNX-CUSTOM-OP",
     "ONNX node in a custom operator domain",
-    "The node's domain is not a standard ONNX domain and no model-local function defines it: the "
+    "The node's domain is not a standard ONNX domain (or its op is not one the ONNX standard defines) "
+    "and no model-local function defines it: the "
     "runtime needs a native custom-op library (a shared object registered by the user), i.e. native "
     "code outside the model. Runtime-provided contrib domains (com.microsoft, ai.onnx.contrib, "
     "org.pytorch.aten) are low.",
@@ -74,7 +75,36 @@ METADATA = Rule(
 
 RULES = (EXTERNAL_DATA_ESCAPE, EXTERNAL_DATA_MISSING, CUSTOM_DOMAIN, METADATA)
 
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training",
+                              "ai.onnx.preview"})
+# Operators the ONNX standard defines (onnx 1.23 schemas, every opset; tests/test_format_bypasses.py
+# checks the list against the installed onnx). An op_type outside them in a standard domain is not
+# a standard op at all: the runtime either fails or runs a custom-op library registered under the
+# standard domain name, native code as in a custom domain. "ai.onnx" and "" are one domain.
+_ONNX_OPS = frozenset("""
+Abs Acos Acosh Add AffineGrid And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool BatchNormalization
+Bernoulli BitCast BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow Cast CastLike Ceil Celu
+CenterCropPad Clip Col2Im Compress Concat ConcatFromSequence Constant ConstantOfShape Conv ConvInteger
+ConvTranspose Cos Cosh CumProd CumSum DFT DeformConv DepthToSpace DequantizeLinear Det Div Dropout
+DynamicQuantizeLinear Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather GatherElements GatherND
+Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample GroupNormalization
+HammingWindow HannWindow HardSigmoid HardSwish Hardmax Identity If ImageDecoder InstanceNormalization IsInf
+IsNaN LRN LSTM LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization LpPool MatMul
+MatMulInteger Max MaxPool MaxRoiPool MaxUnpool Mean MeanVarianceNormalization MelWeightMatrix Min Mish Mod Mul
+Multinomial Neg NegativeLogLikelihoodLoss NonMaxSuppression NonZero Not OneHot Optional OptionalGetElement
+OptionalHasElement Or PRelu Pad Pow QLinearConv QLinearMatMul QuantizeLinear RMSNormalization RNN RandomNormal
+RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
+ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare RegexFullMatch Relu Reshape Resize
+ReverseSequence RoiAlign RotaryEmbedding Round STFT Scan Scatter ScatterElements ScatterND Selu SequenceAt
+SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength SequenceMap Shape Shrink Sigmoid
+Sign Sin Sinh Size Slice Softmax SoftmaxCrossEntropyLoss Softplus Softsign SpaceToDepth Split SplitToSequence
+Sqrt Squeeze StringConcat StringNormalizer StringSplit Sub Sum Swish Tan Tanh TensorScatter TfIdfVectorizer
+ThresholdedRelu Tile TopK Transpose Trilu Unique Unsqueeze Upsample Where Xor
+ArrayFeatureExtractor Binarizer CastMap CategoryMapper DictVectorizer FeatureVectorizer Imputer LabelEncoder
+LinearClassifier LinearRegressor Normalizer OneHotEncoder SVMClassifier SVMRegressor Scaler TreeEnsemble
+TreeEnsembleClassifier TreeEnsembleRegressor ZipMap Adagrad Adam Gradient Momentum
+CausalConvWithState FlexAttention LinearAttention SwiGLU
+""".split())
 RUNTIME_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental",
                              "com.microsoft.dml", "com.ms.internal.nhwc", "ai.onnx.contrib", "org.pytorch.aten",
                              "com.microsoft.mlfeaturizers"})
@@ -201,7 +231,8 @@ class _Walker:
                 domain = f.head_text(4096)
             elif f.number == 5:
                 self.attribute(f.submessage(), f"{where}/{name or op}")
-        if domain not in STANDARD_DOMAINS and (domain, op) not in self.functions:
+        unknown_standard = domain in STANDARD_DOMAINS and op not in _ONNX_OPS
+        if (domain not in STANDARD_DOMAINS or unknown_standard) and (domain, op) not in self.functions:
             key = (domain, op)
             if key not in self.custom and len(self.custom) >= _MAX_KINDS:
                 self.custom_other += 1  # a million distinct op names must not make a million entries
@@ -210,9 +241,11 @@ class _Walker:
             if self.custom[key] <= _MAX_REPORTED and self.reported < self.ctx.limits.max_findings_per_file:
                 self.reported += 1
                 runtime = domain in RUNTIME_DOMAINS or domain.startswith("com.microsoft.")
+                what = (f"op {op!r}, which the ONNX standard does not define, in standard domain {domain!r}"
+                        if unknown_standard else f"op {op!r} from custom domain {domain!r}")
                 self.ctx.add(CUSTOM_DOMAIN.finding(
                     self.ctx.location(self.source, offset=msg.start),
-                    f"node {name!r} uses op {op!r} from custom domain {domain!r} ({where})",
+                    f"node {name!r} uses {what} ({where})",
                     severity=Severity.LOW if runtime else None, domain=domain, op=op, node=name, where=where))
 
     def attribute(self, msg: Message, where: str) -> None:

@@ -82,6 +82,8 @@ def _is_meta_graph(msg: Message, deadline: float | None = None) -> bool:
 
 def analyze(source: Source, ctx: Context) -> Outcome:
     """Analyse a protobuf file: classify it, then run the ONNX or TensorFlow analyzer."""
+    if source.name.lower().endswith(".pbtxt"):  # text format: TensorFlow loads saved_model.pbtxt too
+        return savedmodel.analyze_text_proto(source, ctx)
     with open_message(source.opener, source.size, source.fs_path, ctx.limits) as msg:
         deadline = ctx.deadline()  # a memory-mapped file may hold hundreds of millions of fields
         msg.validate(deadline)  # framing errors of the top level surface as FormatError before any finding

@@ -41,7 +41,8 @@ MALFORMED_TENSOR = Rule(
     "Invalid tensor entry in the safetensors header",
     "A tensor entry is not {dtype, shape, data_offsets: [begin, end]} with consistent values: begin after "
     "end, a size that differs from numel x itemsize, offsets outside the data buffer, or unknown fields. "
-    "The reference loader rejects such files; other readers may trust the offsets and read out of bounds.",
+    "The reference loader rejects such files (unknown fields it silently ignores); other readers may trust "
+    "the offsets and read out of bounds.",
     Severity.HIGH,
     (ATLAS_EVADE,),
     ("CWE-20", "CWE-125"),
@@ -103,8 +104,19 @@ SUSPICIOUS_METADATA = Rule(
     ("CWE-502",),
 )
 
+NONSTANDARD_HEADER = Rule(
+    "SAFETENSORS-NONSTANDARD-HEADER",
+    "Safetensors header starts with whitespace",
+    "The specification says the JSON header starts with '{'. The reference loader skips whitespace "
+    "before it and loads the file, while stricter readers (and scanners that match on '{') refuse it or "
+    "do not recognise the file at all: a parser differential no writer produces.",
+    Severity.MEDIUM,
+    (ATLAS_EVADE,),
+    ("CWE-436", "CWE-20"),
+)
+
 RULES = (DUPLICATE_KEY, MALFORMED_TENSOR, UNKNOWN_DTYPE, OVERLAP, GAP, TRAILING_DATA, BAD_METADATA,
-         SUSPICIOUS_METADATA)
+         SUSPICIOUS_METADATA, NONSTANDARD_HEADER)
 
 KNOWN_FORMATS = frozenset({"pt", "tf", "flax", "mlx", "np", "numpy", "paddle", "jax", "torch", "pytorch"})
 LARGE_METADATA_VALUE = 64 * 1024  # HF metadata values are short strings
@@ -161,6 +173,9 @@ def analyze(source: Source, ctx: Context) -> Outcome:
     with source.open() as fh:
         header = st.read_header(fh, source.size, ctx.limits)
     report = Reporter(source, ctx)
+    if header.leading:
+        report.add(NONSTANDARD_HEADER, f"the header starts with {header.leading} whitespace byte(s) before '{{'",
+                   offset=8, leading=header.leading)
     for key in sorted(set(header.duplicates)):
         report.add(DUPLICATE_KEY, f"key {key!r} appears more than once in the header; loaders disagree on "
                    "which value wins", offset=8, key=key)

@@ -33,6 +33,7 @@ from aivet.analyzers.source import Source
 from aivet.evidence import ArtifactStatus, Severity
 from aivet.formats import LimitExceeded
 from aivet.formats.protobuf import LEN, Field, Message
+from aivet.formats.protobuf_text import TextMessage, parse_text_proto
 from aivet.formats.safetensors import json_cost
 from aivet.rules import ATLAS_SUPPLY_CHAIN_MODEL, ATLAS_UNSAFE_ARTIFACTS, Rule
 
@@ -481,6 +482,86 @@ def analyze_keras_metadata(msg: Message, source: Source, ctx: Context) -> Outcom
             if f.wire_type == LEN and f.value >= 2:
                 _check_json_field(f, source, ctx, f"/nodes/{objects - 1}")
     return Outcome("keras-metadata", ArtifactStatus.ANALYZED, f"{objects} saved object(s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text-format protobuf (saved_model.pbtxt, GraphDef .pbtxt). TensorFlow loads saved_model.pbtxt
+# when saved_model.pb is absent, so the same graph checks apply to it.
+# ---------------------------------------------------------------------------------------------
+
+def _text_nodes(root: TextMessage, clock: Clock) -> tuple[list[tuple[str, Node]], set[str], list[tuple[str, int]],
+                                                            list[tuple[str, int]]]:
+    """Every NodeDef-like message (it has an ``op`` string) with its function, the library's function
+    names, asset file names and JSON metadata strings, from a parsed text proto."""
+    nodes: list[tuple[str, Node]] = []
+    functions: set[str] = set()
+    assets: list[tuple[str, int]] = []
+    metadata: list[tuple[str, int]] = []
+    stack: list[tuple[TextMessage, str]] = [(root, "")]
+    while stack:
+        msg, function = stack.pop()
+        clock.tick()
+        signature = next((v for v in msg.get("signature") if isinstance(v, TextMessage)), None)
+        if signature is not None and msg.get("node_def"):
+            function = signature.text("name")
+            if len(functions) < MAX_FUNCTIONS:
+                functions.add(function)
+        op = msg.text("op")
+        if op:
+            strings: list[tuple[str, str]] = []
+            funcs: list[str] = []
+            for attr in msg.get("attr"):
+                if isinstance(attr, TextMessage):
+                    _text_attr(attr, strings, funcs, clock)
+            nodes.append((function, Node(msg.text("name"), op, msg.offset, tuple(strings), tuple(funcs))))
+        for key, value in msg.fields:
+            if isinstance(value, TextMessage):
+                stack.append((value, function))
+                if key == "asset_file_def":
+                    assets.extend((f, value.offset) for f in value.get("filename") if isinstance(f, str))
+            elif key == "metadata" and value.lstrip().startswith("{"):
+                metadata.append((value, msg.offset))
+    return nodes, functions, assets, metadata
+
+
+def _text_attr(attr: TextMessage, strings: list[tuple[str, str]], funcs: list[str], clock: Clock) -> None:
+    key = attr.text("key")
+    stack = [v for v in attr.get("value") if isinstance(v, TextMessage)]
+    while stack:
+        clock.tick()
+        msg = stack.pop()
+        for name, value in msg.fields:
+            if isinstance(value, TextMessage):
+                if name == "func":
+                    _keep(funcs, value.text("name"))
+                else:
+                    stack.append(value)
+            elif name in ("s", "string_val") and value:
+                _keep(strings, (key, value[:4096]))
+
+
+def analyze_text_proto(source: Source, ctx: Context) -> Outcome:
+    """Check a text-format SavedModel or GraphDef (``saved_model.pbtxt``, ``graph.pbtxt``)."""
+    if source.size > ctx.limits.max_text_file_bytes:
+        raise LimitExceeded("max_text_file_bytes", f"protobuf text file of {source.size} bytes", 0)
+    with source.open() as fh:
+        text = fh.read(ctx.limits.max_text_file_bytes + 1).decode("utf-8", "replace")
+    checker = _Checker(source, ctx)
+    root = parse_text_proto(text, checker.clock.tick, ctx.limits.max_protobuf_depth)
+    nodes, functions, assets, metadata = _text_nodes(root, checker.clock)
+    for function, node in nodes:
+        checker.node(node, function, functions)
+        checker.constants(node, function)
+    checker.flush()
+    checker.summary()
+    for name, offset in assets[:ctx.limits.max_findings_per_file]:
+        _check_asset(name, offset, source, ctx)
+    from aivet.analyzers.keras import check_keras_json_text
+
+    for value, offset in metadata[:ctx.limits.max_findings_per_file]:
+        if len(value) <= ctx.limits.max_string_bytes and json_cost(value) <= ctx.limits.max_json_cost:
+            check_keras_json_text(value, source, ctx, pointer=f"@{offset}")
+    return Outcome("tf-text-proto", ArtifactStatus.ANALYZED, f"{len(nodes)} node(s) in protobuf text")
 
 
 # ---------------------------------------------------------------------------------------------

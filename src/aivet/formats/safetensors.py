@@ -60,6 +60,7 @@ class RawHeader:
     pairs: tuple[tuple[str, Any], ...]  # top-level (key, value), duplicates kept
     duplicates: tuple[str, ...]  # keys seen twice in any object (JSON pointers of the object)
     padding: int  # trailing spaces after the JSON text
+    leading: int = 0  # JSON whitespace before the '{' (the specification forbids it; the loader skips it)
 
     @property
     def data_start(self) -> int:
@@ -143,8 +144,11 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
     raw = fh.read(n)
     if len(raw) < n:
         raise FormatError("file ended inside the header", 8 + len(raw))
-    if not raw.startswith(b"{"):
-        raise FormatError("header does not start with '{'", 8)
+    # serde_json, in the reference loader, skips JSON whitespace before the object: so do we, and
+    # the analyzer reports it (the specification says the header starts with '{').
+    leading = len(raw) - len(raw.lstrip(b" \t\n\r"))
+    if not raw[leading:].startswith(b"{"):
+        raise FormatError("header does not start with '{'", 8 + leading)
     cost = json_cost(raw)
     if cost > limits.max_json_cost:
         raise LimitExceeded("max_json_cost", f"safetensors header would take about {cost >> 20} MiB to "
@@ -173,7 +177,7 @@ def read_header(fh: BinaryIO, size: int, limits: Limits) -> RawHeader:
         raise FormatError(f"header is not valid JSON: {exc}", 8 + pos if isinstance(pos, int) else 8) from None
     if not isinstance(decoded, _Pairs):
         raise FormatError("header JSON is not an object", 8)
-    return RawHeader(n, size, tuple(decoded.items_list), tuple(duplicates), len(text) - len(stripped))
+    return RawHeader(n, size, tuple(decoded.items_list), tuple(duplicates), len(text) - len(stripped), leading)
 
 
 class _Pairs(dict[str, Any]):

@@ -28,6 +28,7 @@ class Format(str, enum.Enum):
     PYTHON = "python"
     JSON = "json"
     JINJA = "jinja"
+    YAML = "yaml"  # .yaml/.yml, MLflow MLmodel, or text carrying PyYAML/HyperPyYAML constructor tags
     TEXT = "text"
     COMPILED_CODE = "compiled-code"  # ELF, Mach-O, PE, WebAssembly, Python bytecode
     BENIGN_BINARY = "benign-binary"  # images, PDFs, fonts: data formats that no model loader executes
@@ -192,8 +193,10 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
         return False
     (n,) = struct.unpack_from("<Q", head)
     # A header length past the end of the file is still safetensors (a hostile or truncated
-    # one): the analyzer reports it precisely. Text never has two NUL high bytes.
-    return head[8:9] == b"{" and 2 <= n < 2**48
+    # one): the analyzer reports it precisely. Text never has two NUL high bytes. The reference
+    # loader (serde_json) skips JSON whitespace before the '{' the specification requires.
+    rest = head[8:].lstrip(b" \t\n\r")
+    return (rest[:1] == b"{" or (not rest and len(head) >= 64)) and 2 <= n < 2**48
 
 
 def _as_text(head: bytes) -> str | None:
@@ -210,11 +213,15 @@ def _as_text(head: bytes) -> str | None:
 
 def _sniff_text(text: str, name: str) -> Format:
     lower = name.lower()
+    if lower.endswith(".pbtxt"):  # protobuf text format: TensorFlow loads saved_model.pbtxt like saved_model.pb
+        return Format.PROTOBUF
     stripped = text.lstrip()
     if lower.endswith((".py", ".pyw")) or stripped.startswith("#!") and "python" in stripped.split("\n", 1)[0]:
         return Format.PYTHON
     if lower.endswith((".jinja", ".jinja2", ".j2")):
         return Format.JINJA
+    if lower.endswith((".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel" or _looks_like_yaml(stripped, lower):
+        return Format.YAML
     if stripped[:1] in ("{", "[") and (lower.endswith((".json", ".jsonl")) or lower.endswith("config")):
         return Format.JSON
     if stripped[:1] == "{" and '"' in stripped[:64]:
@@ -224,6 +231,18 @@ def _sniff_text(text: str, name: str) -> Format:
     ):
         return Format.PICKLE
     return Format.TEXT
+
+
+# Tags that make a YAML loader import and call Python (PyYAML python tags, HyperPyYAML shortcuts): in
+# any text file but documentation and JSON, they mean the file is YAML for someone's loader.
+_YAML_CODE_TAGS = ("!!python/", "tag:yaml.org,2002:python/", "!new:", "!apply:", "!applyref:", "!name:", "!module:")
+_YAML_EXEMPT = (".json", ".jsonl", ".md", ".markdown", ".rst", ".html", ".htm", ".ipynb")
+
+
+def _looks_like_yaml(stripped: str, lower: str) -> bool:
+    if stripped.startswith("%YAML"):
+        return True
+    return not lower.endswith(_YAML_EXEMPT) and any(tag in stripped for tag in _YAML_CODE_TAGS)
 
 
 def _looks_like_old_pickle(head: bytes) -> bool:
