@@ -122,7 +122,7 @@ TORCH_MODULE = Rule(
     "KERAS-TORCH-MODULE",
     "Keras TorchModuleWrapper carries a pickled PyTorch module",
     "A TorchModuleWrapper layer stores its whole torch.nn.Module as torch.save bytes (base64 in the "
-    "config) and rebuilds it with torch.load(weights_only=False): a pickle that runs any code it names. "
+    "config) and rebuilds it with torch's full unpickler (weights_only off): a pickle that runs any code it names. "
     "Keras versions before the fix did this even in safe_mode. The bytes are decoded and analysed as a "
     "nested file (its pickle findings follow); a module of classes from outside torch needs their code.",
     Severity.HIGH,

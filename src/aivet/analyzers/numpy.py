@@ -344,6 +344,6 @@ def _unreadable(source: Source, ctx: Context, exc: FormatError | LimitExceeded, 
     ctx.add(OBJECT_ARRAY.finding(
         ctx.location(source, offset=data_offset),
         "the header could not be interpreted and the data is a pickle: numpy unpickles it when the dtype holds "
-        "objects (np.load with allow_pickle=True)", descr="unknown"))
+        "objects and the caller allows pickles", descr="unknown"))
     outcome = _emulate(source, ctx, data_offset)
     return Outcome(FORMAT, ArtifactStatus.PARTIAL, "header not interpreted; pickle data emulated; " + outcome.note)
